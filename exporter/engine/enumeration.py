@@ -1,0 +1,98 @@
+"""Which of CloudFront's suites an origin accepts under one protocol, in accepted+1 hellos.
+
+Offer every remaining catalogue suite; the server picks its favourite; remove it and offer again
+until the server declines. Only when it declines the very first offer is one more hello made with
+a broad offer, to tell "speaks the protocol, none of CloudFront's suites" from "does not speak it".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherSuite, Protocol
+from .errors import ProtocolViolation
+from .hello import HelloSpec, Refusal, ServerHelloInfo, exchange_hello
+from .net import Endpoint
+
+
+@dataclass(frozen=True)
+class Enumeration:
+    protocol: Protocol
+    spoken: bool
+    picked: tuple[CipherSuite, ...]  # in the order the server picked them
+    refusal: str | None  # how the server declined the last offer
+    broad_suite: int | None = None  # the suite picked from the broad offer, if one was made
+
+
+Log = Callable[[str], None]
+
+
+def cloudfront_spec(
+    catalogue: Catalogue, protocol: Protocol, server_name: str | None, suites: tuple[int, ...]
+) -> HelloSpec:
+    """A ClientHello with CloudFront's groups and signature schemes (broad ones for TLSv1.3)."""
+    if protocol is Protocol.TLSv1_3:
+        return HelloSpec(protocol, suites, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES)
+    return HelloSpec(
+        protocol,
+        suites,
+        server_name,
+        tuple(g.code for g in catalogue.groups),
+        catalogue.signature_schemes,
+    )
+
+
+async def enumerate_protocol(
+    endpoint: Endpoint,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    server_name: str | None,
+    log: Log,
+) -> Enumeration:
+    remaining = list(catalogue.suites_for(protocol))
+    picked: list[CipherSuite] = []
+    refusal: str | None = None
+    while remaining:
+        offer = tuple(s.code for s in remaining)
+        answer = await exchange_hello(
+            endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
+        )
+        if isinstance(answer, Refusal):
+            refusal = answer.describe()
+            log(f"{protocol}: offered {len(offer)} suites: {refusal}")
+            break
+        if answer.protocol is not protocol:
+            # The server answered with another version: it does not speak this one.
+            refusal = f"answered with {_version_name(answer)}"
+            log(f"{protocol}: offered {len(offer)} suites: server {refusal}")
+            break
+        chosen = catalogue.by_code.get(answer.suite)
+        if chosen is None or chosen not in remaining:
+            raise ProtocolViolation(
+                f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
+            )
+        log(f"{protocol}: offered {len(offer)} suites: server picked {chosen.name}")
+        picked.append(chosen)
+        remaining.remove(chosen)
+    if picked:
+        return Enumeration(protocol, True, tuple(picked), refusal)
+    if protocol is Protocol.TLSv1_3:
+        return Enumeration(protocol, False, (), refusal)
+    broad = HelloSpec(
+        protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES
+    )
+    answer = await exchange_hello(endpoint, broad)
+    if isinstance(answer, ServerHelloInfo) and answer.protocol is protocol:
+        log(f"{protocol}: broad offer: server picked 0x{answer.suite:04X}, outside the catalogue")
+        return Enumeration(protocol, True, (), refusal, broad_suite=answer.suite)
+    described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+    log(f"{protocol}: broad offer: {described}: protocol not spoken")
+    return Enumeration(protocol, False, (), refusal)
+
+
+def _version_name(answer: ServerHelloInfo) -> str:
+    if answer.protocol is not None:
+        return str(answer.protocol)
+    major, minor = answer.wire_version
+    return f"version {major}.{minor}"

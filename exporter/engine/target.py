@@ -1,0 +1,93 @@
+"""What to probe and how hard: the engine's whole input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .catalogue import CLOUDFRONT_PROTOCOLS, Protocol
+from .net import is_ip_literal
+
+
+class ConfirmMode(StrEnum):
+    """Which accepted suites get a complete handshake."""
+
+    ALL = "all"  # every suite the server picks (exact matrix)
+    NEGOTIATED = "negotiated"  # only the one CloudFront would negotiate (large fleets)
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One origin as CloudFront sees it: where it connects, what SNI it sends, which protocols."""
+
+    host: str
+    port: int = 443
+    sni: str | None = None  # the forwarded Host header / alias; default: `host`
+    protocols: tuple[Protocol, ...] = CLOUDFRONT_PROTOCOLS  # the origin's OriginSslProtocols
+    ca_file: str | None = None  # trust these roots instead of Mozilla's
+    address: str | None = None  # connect here instead of resolving `host` (like curl --resolve)
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("empty host")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} out of range 1-65535")
+        if not self.protocols:
+            raise ValueError("no protocols in the origin protocol policy")
+        for protocol in self.protocols:
+            if not protocol.cloudfront:
+                raise ValueError(f"{protocol} is not a CloudFront origin protocol")
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI CloudFront sends; none for an IP literal (RFC 6066)."""
+        name = self.sni or self.host
+        return None if is_ip_literal(name) else name
+
+    @property
+    def checked_name(self) -> str:
+        """The name the certificate must cover: the SNI, else the host (IP literals too)."""
+        return (self.sni or self.host).strip("[]")
+
+    @property
+    def display(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: object) -> ProbeTarget:
+        """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 443 by default."""
+        text = text.strip()
+        if "://" in text:
+            raise ValueError(f"target {text!r}: give HOST[:PORT], not a URL")
+        host, port = text, 443
+        if text.startswith("["):
+            close = text.find("]")
+            if close < 0:
+                raise ValueError(f"target {text!r}: unbalanced '['")
+            host, rest = text[1:close], text[close + 1 :]
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"target {text!r}: expected ':PORT' after ']'")
+                port = _port(rest[1:], text)
+        elif text.count(":") == 1:
+            host, port_text = text.split(":")
+            port = _port(port_text, text)
+        if not host:
+            raise ValueError(f"target {text!r}: empty host")
+        return cls(host=host, port=port, **kwargs)  # type: ignore[arg-type]
+
+
+def _port(text: str, target: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"target {target!r}: port must be a number from 1 to 65535")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    timeout: float = 10.0  # per connection: connect plus the awaited answer
+    deadline: float | None = None  # the whole probe; None: no overall bound
+    max_connections: int = 4  # at once, to this origin
+    confirm: ConfirmMode = ConfirmMode.ALL
+    tls13: bool = True  # also probe TLSv1.3, for information only

@@ -1,0 +1,121 @@
+"""The fixed vocabulary of reasons CloudFront cannot connect, with what to do about each.
+
+These names are a contract: dashboards and alerts match on them (label `reason`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureReason(StrEnum):
+    DNS_FAILED = "dns_failed"
+    CONNECT_FAILED = "connect_failed"
+    TIMEOUT = "timeout"
+    NOT_TLS = "not_tls"
+    NO_COMMON_PROTOCOL = "no_common_protocol"
+    NO_COMMON_CIPHER = "no_common_cipher"
+    HANDSHAKE_FAILED = "handshake_failed"
+    NAME_MISMATCH = "name_mismatch"
+    MISSING_INTERMEDIATE = "missing_intermediate"
+    WRONG_ORDER = "wrong_order"
+    UNTRUSTED = "untrusted"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+
+    @property
+    def summary(self) -> str:
+        return _SUMMARIES[self]
+
+    @property
+    def remedy(self) -> str:
+        return _REMEDIES[self]
+
+
+_SUMMARIES = {
+    FailureReason.DNS_FAILED: "the origin domain name does not resolve",
+    FailureReason.CONNECT_FAILED: "the TCP connection to the origin's HTTPS port fails",
+    FailureReason.TIMEOUT: "the origin does not answer in time",
+    FailureReason.NOT_TLS: "the origin's HTTPS port does not speak TLS",
+    FailureReason.NO_COMMON_PROTOCOL: (
+        "the origin speaks none of the protocols in the origin protocol policy"
+    ),
+    FailureReason.NO_COMMON_CIPHER: "the origin accepts none of CloudFront's cipher suites",
+    FailureReason.HANDSHAKE_FAILED: (
+        "the origin picks a suite but the handshake CloudFront makes does not complete"
+    ),
+    FailureReason.NAME_MISMATCH: (
+        "the name CloudFront sends (origin domain or forwarded Host) is in neither the "
+        "certificate's CN nor its SANs"
+    ),
+    FailureReason.MISSING_INTERMEDIATE: (
+        "the origin does not send the intermediate CA certificate(s); CloudFront does not fetch "
+        "them"
+    ),
+    FailureReason.WRONG_ORDER: "the origin sends its certificate chain out of order",
+    FailureReason.UNTRUSTED: (
+        "the certificate is self-signed or does not chain to a root CloudFront trusts"
+    ),
+    FailureReason.EXPIRED: "a certificate in the chain has expired",
+    FailureReason.NOT_YET_VALID: "a certificate in the chain is not valid yet",
+}
+
+_REMEDIES = {
+    FailureReason.DNS_FAILED: (
+        "Fix the origin domain name in the distribution, or publish its DNS record."
+    ),
+    FailureReason.CONNECT_FAILED: (
+        "Open the origin's HTTPS port (origin HTTPSPort) to CloudFront's origin-facing IP ranges "
+        "and make sure a server listens on it."
+    ),
+    FailureReason.TIMEOUT: (
+        "Check firewalls and security groups for CloudFront's origin-facing ranges, and the "
+        "origin's load; CloudFront's connection timeout defaults to 10 s."
+    ),
+    FailureReason.NOT_TLS: (
+        "Serve HTTPS on the origin's HTTPSPort, or set the origin protocol policy to HTTP only."
+    ),
+    FailureReason.NO_COMMON_PROTOCOL: (
+        "Enable a CloudFront protocol on the origin (TLSv1.2 recommended), or add the protocol "
+        "the origin speaks to the origin protocol policy (OriginSslProtocols). CloudFront never "
+        "uses TLSv1.3 towards origins."
+    ),
+    FailureReason.NO_COMMON_CIPHER: (
+        "Add a CloudFront cipher suite to the origin, e.g. ECDHE-RSA-AES128-GCM-SHA256 (RSA "
+        "certificate) or ECDHE-ECDSA-AES128-GCM-SHA256 (ECDSA certificate)."
+    ),
+    FailureReason.HANDSHAKE_FAILED: (
+        "Check that the certificate's key type matches the suites the origin prefers (RSA vs "
+        "ECDSA), that the key matches the certificate, and the origin's TLS error log."
+    ),
+    FailureReason.NAME_MISMATCH: (
+        "Issue a certificate whose SANs cover the origin domain name (and every alternate domain "
+        "name, when the Host header is forwarded), or change the origin domain name to one the "
+        "certificate covers."
+    ),
+    FailureReason.MISSING_INTERMEDIATE: (
+        "Re-upload or reconfigure the certificate with its full chain (leaf first, then the "
+        "intermediates), or use an ACM certificate on an ELB origin."
+    ),
+    FailureReason.WRONG_ORDER: (
+        "Configure the chain leaf first, then each issuer in turn (the server's fullchain file)."
+    ),
+    FailureReason.UNTRUSTED: (
+        "Use a certificate from a publicly trusted CA (Mozilla's root store), e.g. from ACM; "
+        "CloudFront does not accept self-signed or private-CA certificates on origins."
+    ),
+    FailureReason.EXPIRED: "Renew the certificate (or the expired intermediate) and deploy it.",
+    FailureReason.NOT_YET_VALID: (
+        "Deploy a certificate that is valid now, or fix the origin's or the CA's clock."
+    ),
+}
+
+CONNECTIVITY_REASONS = frozenset(
+    {
+        FailureReason.DNS_FAILED,
+        FailureReason.CONNECT_FAILED,
+        FailureReason.TIMEOUT,
+        FailureReason.NOT_TLS,
+    }
+)
+"""Reasons after which nothing more can be learnt from the origin."""

@@ -1,0 +1,274 @@
+"""The probe engine against real servers: one origin per CloudFront failure cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.engine.catalogue import CATALOGUE, Protocol
+from exporter.engine.chain import ChainStatus
+from exporter.engine.probe import Engine
+from exporter.engine.result import ProbeResult
+from exporter.engine.target import ConfirmMode, ProbeTarget
+from exporter.engine.verdict import FailureReason as R
+from tests.conftest import run_probe
+from tests.origins import TestOrigins
+
+TLS = (Protocol.TLSv1, Protocol.TLSv1_1, Protocol.TLSv1_2)
+
+
+def accepted(result: ProbeResult, protocol: Protocol) -> set[str]:
+    found = result.protocol(protocol)
+    assert found is not None
+    return {s.name for s in found.accepted_suites}
+
+
+def test_good_origin_is_compatible_with_the_exact_matrix(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    result = run_probe(engine, origins["good"].target())
+    assert result.reasons == ()
+    assert result.compatible and result.success
+    rsa_cbc = {"ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA", "AES256-SHA", "AES128-SHA"}
+    assert accepted(result, Protocol.TLSv1) == rsa_cbc
+    assert accepted(result, Protocol.TLSv1_1) == rsa_cbc
+    assert accepted(result, Protocol.TLSv1_2) == rsa_cbc | {
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-SHA256",
+    }
+    sslv3 = result.protocol(Protocol.SSLv3)
+    assert sslv3 is not None and sslv3.spoken is False and not sslv3.accepted
+    # Every picked suite was proven by a complete handshake through the local OpenSSL.
+    for protocol in TLS:
+        found = result.protocol(protocol)
+        assert found is not None
+        assert all(s.confirmed is True and s.backend == "openssl" for s in found.picked)
+    negotiation = result.negotiation
+    assert negotiation is not None and negotiation.completed
+    assert negotiation.protocol is Protocol.TLSv1_2
+    assert negotiation.suite is not None
+    assert negotiation.suite.name in accepted(result, Protocol.TLSv1_2)
+    assert negotiation.group == "X25519"
+    assert result.chain is not None and result.chain.status is ChainStatus.OK
+    assert result.name_match is not None and result.name_match.san
+    assert result.name_match.matched_by == "good.test"
+
+
+def test_exact_matrix_follows_the_server_configuration(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    result = run_probe(engine, origins["modern"].target())
+    assert result.compatible
+    assert accepted(result, Protocol.TLSv1_2) == {
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-SHA",
+        "AES128-SHA",
+    }
+    # The server prefers its own order: the matrix keeps it.
+    tls12 = result.protocol(Protocol.TLSv1_2)
+    assert tls12 is not None
+    assert [s.suite.name for s in tls12.picked][0] == "ECDHE-RSA-AES128-GCM-SHA256"
+    for protocol in (Protocol.SSLv3, Protocol.TLSv1, Protocol.TLSv1_1):
+        found = result.protocol(protocol)
+        assert found is not None and found.spoken is False
+    tls13 = result.protocol(Protocol.TLSv1_3)
+    assert tls13 is not None and tls13.spoken and not tls13.in_policy
+    assert {s.name for s in tls13.accepted_suites} >= {"TLS_AES_128_GCM_SHA256"}
+
+
+def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(
+        engine, origins["modern"].target(), confirm=ConfirmMode.NEGOTIATED, tls13=False
+    )
+    # CloudFront hello + (3 accepted + 1) for TLSv1.2 + (1 + broad) for each of the three
+    # protocols it does not speak + 1 confirmation of the negotiated suite.
+    assert result.connections == 1 + 4 + 3 * 2 + 1
+    tls12 = result.protocol(Protocol.TLSv1_2)
+    assert tls12 is not None
+    assert [s.confirmed for s in tls12.picked].count(None) == 2
+
+
+def test_policy_restricts_what_counts(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["modern"].target(protocols=(Protocol.TLSv1,)))
+    assert result.reasons == (R.NO_COMMON_PROTOCOL,)
+    # The matrix is still measured outside the policy, so the remedy can say what works.
+    assert accepted(result, Protocol.TLSv1_2)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reasons", "chain_status"),
+    [
+        ("name_mismatch", (R.NAME_MISMATCH,), ChainStatus.OK),
+        ("missing_intermediate", (R.MISSING_INTERMEDIATE,), ChainStatus.MISSING_INTERMEDIATE),
+        ("wrong_order", (R.WRONG_ORDER,), ChainStatus.WRONG_ORDER),
+        ("expired", (R.EXPIRED,), ChainStatus.EXPIRED),
+        ("not_yet_valid", (R.NOT_YET_VALID,), ChainStatus.NOT_YET_VALID),
+        ("self_signed", (R.UNTRUSTED,), ChainStatus.UNTRUSTED),
+        ("untrusted_root", (R.UNTRUSTED,), ChainStatus.UNTRUSTED),
+    ],
+)
+def test_certificate_problems(
+    engine: Engine,
+    origins: TestOrigins,
+    scenario: str,
+    reasons: tuple[R, ...],
+    chain_status: ChainStatus,
+) -> None:
+    result = run_probe(engine, origins[scenario].target())
+    assert result.reasons == reasons
+    assert result.success and not result.compatible
+    assert result.chain is not None
+    assert result.chain.status is chain_status
+    # Facts stay available whatever is wrong with the chain.
+    leaf = result.chain.certificates[0]
+    assert leaf.not_after == origins.leaf_not_after[scenario]
+    assert leaf.key_type == "RSA" and leaf.key_bits == 2048
+
+
+def test_missing_intermediate_names_the_issuer(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["missing_intermediate"].target())
+    assert result.chain is not None
+    assert result.chain.missing_issuer is not None
+    assert "Test Intermediate CA" in result.chain.missing_issuer
+    assert result.chain.missing_issuer_url == "http://127.0.0.1:9/test-intermediate.der"
+    assert not result.chain.complete
+
+
+def test_untrusted_with_mozilla_roots(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["good"].target(ca_file=None))
+    assert result.reasons == (R.UNTRUSTED,)
+
+
+def test_forwarded_host_is_sent_as_sni_and_checked(engine: Engine, origins: TestOrigins) -> None:
+    good = origins["good"]
+    assert run_probe(engine, good.target(sni="www.good.test")).compatible
+    result = run_probe(engine, good.target(sni="alias.example.net"))
+    assert result.reasons == (R.NAME_MISMATCH,)
+    assert result.name_match is not None and result.name_match.name == "alias.example.net"
+
+
+def test_wildcard_certificate(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["wildcard"].target())
+    assert result.compatible
+    assert result.name_match is not None and result.name_match.matched_by == "*.wild.test"
+
+
+def test_ip_literal_origin_sends_no_sni_and_matches_ip_san(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    origin = origins["ip_address"]
+    target = ProbeTarget(host="127.0.0.1", port=origin.port, ca_file=origin.ca_file)
+    assert target.server_name is None
+    result = run_probe(engine, target)
+    assert result.compatible, result.log
+    assert result.name_match is not None and result.name_match.san
+
+
+def test_ecdsa_certificate_accepts_only_ecdsa_suites(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    result = run_probe(engine, origins["ecdsa"].target())
+    assert result.compatible
+    tls12 = accepted(result, Protocol.TLSv1_2)
+    assert tls12 and all(name.startswith("ECDHE-ECDSA-") for name in tls12)
+    assert accepted(result, Protocol.TLSv1) == {"ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"}
+    assert result.chain is not None
+    leaf = result.chain.certificates[0]
+    assert (leaf.key_type, leaf.key_bits, leaf.key_curve) == ("EC", 256, "secp256r1")
+
+
+def test_no_common_cipher(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["no_common_cipher"].target())
+    assert result.reasons == (R.NO_COMMON_CIPHER,)
+    tls12 = result.protocol(Protocol.TLSv1_2)
+    assert tls12 is not None and tls12.spoken and not tls12.picked
+    # Certificate facts are still reported, fetched with a broad offer.
+    assert result.chain is not None and result.chain.status is ChainStatus.OK
+
+
+def test_no_common_protocol_tls13_only(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["no_common_protocol"].target())
+    assert result.reasons == (R.NO_COMMON_PROTOCOL,)
+    assert all(p.spoken is False for p in result.protocols if p.protocol.cloudfront)
+    tls13 = result.protocol(Protocol.TLSv1_3)
+    assert tls13 is not None and tls13.spoken
+
+
+def test_sslv3_rc4_3des_origin(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["sslv3_only"].target())
+    assert result.compatible, result.reasons
+    assert result.legacy_only
+    assert accepted(result, Protocol.SSLv3) == {"RC4-MD5", "DES-CBC3-SHA", "AES128-SHA"}
+    sslv3 = result.protocol(Protocol.SSLv3)
+    assert sslv3 is not None
+    assert all(s.confirmed and s.backend == "tlslite" for s in sslv3.picked)
+    for protocol in TLS:
+        found = result.protocol(protocol)
+        assert found is not None and found.spoken is False
+    negotiation = result.negotiation
+    assert negotiation is not None and negotiation.protocol is Protocol.SSLv3
+    assert negotiation.completed
+    # Not in the policy: CloudFront cannot connect.
+    strict = run_probe(engine, origins["sslv3_only"].target(protocols=TLS))
+    assert strict.reasons == (R.NO_COMMON_PROTOCOL,)
+
+
+def test_legacy_suites_under_tls(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["legacy_tls"].target())
+    assert result.compatible and result.legacy_only
+    for protocol in TLS:
+        assert accepted(result, protocol) == {"DES-CBC3-SHA", "RC4-MD5"}
+    assert result.negotiation is not None and result.negotiation.protocol is Protocol.TLSv1_2
+
+
+def test_picked_but_failing_handshake(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["handshake_failed"].target())
+    assert R.HANDSHAKE_FAILED in result.reasons
+    negotiation = result.negotiation
+    assert negotiation is not None and negotiation.suite is not None
+    assert not negotiation.completed and negotiation.error
+    for found in result.protocols:
+        assert not found.accepted  # picked, never completed: not accepted
+        assert all(s.confirmed is False for s in found.picked)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"),
+    [("not_tls", R.NOT_TLS), ("closed", R.CONNECT_FAILED)],
+)
+def test_connectivity_failures(
+    engine: Engine, origins: TestOrigins, scenario: str, reason: R
+) -> None:
+    result = run_probe(engine, origins[scenario].target())
+    assert result.reasons == (reason,)
+    assert not result.success and result.error
+    assert result.connections == 1  # one clear error, not one per suite
+
+
+def test_timeout_is_bounded(engine: Engine, origins: TestOrigins) -> None:
+    result = run_probe(engine, origins["silent"].target(), timeout=0.5)
+    assert result.reasons == (R.TIMEOUT,)
+    assert result.duration_seconds < 3
+
+
+def test_dns_failure(engine: Engine) -> None:
+    result = run_probe(engine, ProbeTarget(host="no-such-origin.invalid"))
+    assert result.reasons == (R.DNS_FAILED,)
+    assert "no-such-origin.invalid" in (result.error or "")
+
+
+def test_catalogue_is_cloudfronts() -> None:
+    assert len(CATALOGUE.suites) == 16
+    assert {s.code for s in CATALOGUE.suites} == {
+        0xC02C, 0xC024, 0xC00A, 0xC02B, 0xC023, 0xC009, 0xC030, 0xC028,
+        0xC014, 0xC02F, 0xC027, 0xC013, 0x0035, 0x002F, 0x000A, 0x0004,
+    }  # fmt: skip
+    assert len(CATALOGUE.suites_for(Protocol.TLSv1_2)) == 16
+    assert len(CATALOGUE.suites_for(Protocol.TLSv1)) == 8
+    assert [s.name for s in CATALOGUE.suites_for(Protocol.SSLv3)] == [
+        "AES256-SHA",
+        "AES128-SHA",
+        "DES-CBC3-SHA",
+        "RC4-MD5",
+    ]
