@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -379,3 +380,19 @@ def test_naive_now_is_taken_as_utc(pki: PKI, trust: TrustStore) -> None:
         [pki.leaf("naive.example.com").der, pki.intermediate.der], trust, NOW.replace(tzinfo=None)
     )
     assert result.status is ChainStatus.OK
+
+
+def test_corrupted_bytes_never_raise_anything_else(pki: PKI, trust: TrustStore) -> None:
+    rng = random.Random(20240601)
+    originals = [pki.leaf("fuzz.example.com").der, pki.intermediate.der, pki.root.der]
+    for _ in range(300):
+        chain = [bytearray(der) for der in originals]
+        target = chain[rng.randrange(len(chain))]
+        for _ in range(rng.randint(1, 4)):
+            target[rng.randrange(len(target))] = rng.randrange(256)
+        try:
+            result = analyse_chain([bytes(der) for der in chain], trust, NOW)
+        except CertificateParseError:
+            continue
+        assert result.status in ChainStatus
+        assert result.detail
