@@ -51,6 +51,8 @@ class Origin:
 class TestOrigins:
     """Starts every scenario; `origins[name]` once entered."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     workdir: Path
     pki: TestPKI = field(default_factory=TestPKI.create)
     origins: dict[str, Origin] = field(default_factory=dict)
@@ -122,9 +124,7 @@ class TestOrigins:
         site("not_yet_valid", "future.test", [future, inter], future.key)
         selfsigned = issue("selfsigned.test", sans=["selfsigned.test"])
         site("self_signed", "selfsigned.test", [selfsigned], selfsigned.key)
-        stranger = issue(
-            "stranger.test", issuer=pki.other_intermediate, sans=["stranger.test"]
-        )
+        stranger = issue("stranger.test", issuer=pki.other_intermediate, sans=["stranger.test"])
         site("untrusted_root", "stranger.test", [stranger, pki.other_intermediate], stranger.key)
         nocipher = pki.leaf("nocipher.test")
         site(
@@ -149,10 +149,24 @@ class TestOrigins:
 
         legacy_leaf = pki.leaf("legacy.test")
         chain, key_path = self._chain("legacy", [legacy_leaf, inter], legacy_leaf.key)
-        self._legacy("sslv3_only", "legacy.test", chain, key_path, "SSLv3", "SSLv3",
-                     ("RC4-MD5", "DES-CBC3-SHA", "AES128-SHA"))
-        self._legacy("legacy_tls", "legacy.test", chain, key_path, "TLSv1", "TLSv1.2",
-                     ("DES-CBC3-SHA", "RC4-MD5"))
+        self._legacy(
+            "sslv3_only",
+            "legacy.test",
+            chain,
+            key_path,
+            "SSLv3",
+            "SSLv3",
+            ("RC4-MD5", "DES-CBC3-SHA", "AES128-SHA"),
+        )
+        self._legacy(
+            "legacy_tls",
+            "legacy.test",
+            chain,
+            key_path,
+            "TLSv1",
+            "TLSv1.2",
+            ("DES-CBC3-SHA", "RC4-MD5"),
+        )
 
         broken_leaf = pki.leaf("broken.test")
         chain, _ = self._chain("broken", [broken_leaf, inter], broken_leaf.key)
@@ -172,8 +186,9 @@ class TestOrigins:
         high: str,
         suites: tuple[str, ...],
     ) -> None:
-        config = LegacyConfig(chain, key, min_version=low, max_version=high, suites=suites,
-                              name=name)
+        config = LegacyConfig(
+            chain, key, min_version=low, max_version=high, suites=suites, name=name
+        )
         self._serve(name, host, LegacyTLSServer(config))
 
     def _serve(self, name: str, host: str, server: Any) -> None:

@@ -27,7 +27,8 @@ def test_good_origin_is_compatible_with_the_exact_matrix(
 ) -> None:
     result = run_probe(engine, origins["good"].target())
     assert result.reasons == ()
-    assert result.compatible and result.success
+    assert result.compatible
+    assert result.success
     rsa_cbc = {"ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA", "AES256-SHA", "AES128-SHA"}
     assert accepted(result, Protocol.TLSv1) == rsa_cbc
     assert accepted(result, Protocol.TLSv1_1) == rsa_cbc
@@ -38,20 +39,25 @@ def test_good_origin_is_compatible_with_the_exact_matrix(
         "ECDHE-RSA-AES128-SHA256",
     }
     sslv3 = result.protocol(Protocol.SSLv3)
-    assert sslv3 is not None and sslv3.spoken is False and not sslv3.accepted
+    assert sslv3 is not None
+    assert sslv3.spoken is False
+    assert not sslv3.accepted
     # Every picked suite was proven by a complete handshake through the local OpenSSL.
     for protocol in TLS:
         found = result.protocol(protocol)
         assert found is not None
         assert all(s.confirmed is True and s.backend == "openssl" for s in found.picked)
     negotiation = result.negotiation
-    assert negotiation is not None and negotiation.completed
+    assert negotiation is not None
+    assert negotiation.completed
     assert negotiation.protocol is Protocol.TLSv1_2
     assert negotiation.suite is not None
     assert negotiation.suite.name in accepted(result, Protocol.TLSv1_2)
     assert negotiation.group == "X25519"
-    assert result.chain is not None and result.chain.status is ChainStatus.OK
-    assert result.name_match is not None and result.name_match.san
+    assert result.chain is not None
+    assert result.chain.status is ChainStatus.OK
+    assert result.name_match is not None
+    assert result.name_match.san
     assert result.name_match.matched_by == "good.test"
 
 
@@ -68,12 +74,15 @@ def test_exact_matrix_follows_the_server_configuration(
     # The server prefers its own order: the matrix keeps it.
     tls12 = result.protocol(Protocol.TLSv1_2)
     assert tls12 is not None
-    assert [s.suite.name for s in tls12.picked][0] == "ECDHE-RSA-AES128-GCM-SHA256"
+    assert next(s.suite.name for s in tls12.picked) == "ECDHE-RSA-AES128-GCM-SHA256"
     for protocol in (Protocol.SSLv3, Protocol.TLSv1, Protocol.TLSv1_1):
         found = result.protocol(protocol)
-        assert found is not None and found.spoken is False
+        assert found is not None
+        assert found.spoken is False
     tls13 = result.protocol(Protocol.TLSv1_3)
-    assert tls13 is not None and tls13.spoken and not tls13.in_policy
+    assert tls13 is not None
+    assert tls13.spoken
+    assert not tls13.in_policy
     assert {s.name for s in tls13.accepted_suites} >= {"TLS_AES_128_GCM_SHA256"}
 
 
@@ -117,13 +126,15 @@ def test_certificate_problems(
 ) -> None:
     result = run_probe(engine, origins[scenario].target())
     assert result.reasons == reasons
-    assert result.success and not result.compatible
+    assert result.success
+    assert not result.compatible
     assert result.chain is not None
     assert result.chain.status is chain_status
     # Facts stay available whatever is wrong with the chain.
     leaf = result.chain.certificates[0]
     assert leaf.not_after == origins.leaf_not_after[scenario]
-    assert leaf.key_type == "RSA" and leaf.key_bits == 2048
+    assert leaf.key_type == "RSA"
+    assert leaf.key_bits == 2048
 
 
 def test_missing_intermediate_names_the_issuer(engine: Engine, origins: TestOrigins) -> None:
@@ -145,13 +156,15 @@ def test_forwarded_host_is_sent_as_sni_and_checked(engine: Engine, origins: Test
     assert run_probe(engine, good.target(sni="www.good.test")).compatible
     result = run_probe(engine, good.target(sni="alias.example.net"))
     assert result.reasons == (R.NAME_MISMATCH,)
-    assert result.name_match is not None and result.name_match.name == "alias.example.net"
+    assert result.name_match is not None
+    assert result.name_match.name == "alias.example.net"
 
 
 def test_wildcard_certificate(engine: Engine, origins: TestOrigins) -> None:
     result = run_probe(engine, origins["wildcard"].target())
     assert result.compatible
-    assert result.name_match is not None and result.name_match.matched_by == "*.wild.test"
+    assert result.name_match is not None
+    assert result.name_match.matched_by == "*.wild.test"
 
 
 def test_ip_literal_origin_sends_no_sni_and_matches_ip_san(
@@ -162,16 +175,16 @@ def test_ip_literal_origin_sends_no_sni_and_matches_ip_san(
     assert target.server_name is None
     result = run_probe(engine, target)
     assert result.compatible, result.log
-    assert result.name_match is not None and result.name_match.san
+    assert result.name_match is not None
+    assert result.name_match.san
 
 
-def test_ecdsa_certificate_accepts_only_ecdsa_suites(
-    engine: Engine, origins: TestOrigins
-) -> None:
+def test_ecdsa_certificate_accepts_only_ecdsa_suites(engine: Engine, origins: TestOrigins) -> None:
     result = run_probe(engine, origins["ecdsa"].target())
     assert result.compatible
     tls12 = accepted(result, Protocol.TLSv1_2)
-    assert tls12 and all(name.startswith("ECDHE-ECDSA-") for name in tls12)
+    assert tls12
+    assert all(name.startswith("ECDHE-ECDSA-") for name in tls12)
     assert accepted(result, Protocol.TLSv1) == {"ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"}
     assert result.chain is not None
     leaf = result.chain.certificates[0]
@@ -182,9 +195,12 @@ def test_no_common_cipher(engine: Engine, origins: TestOrigins) -> None:
     result = run_probe(engine, origins["no_common_cipher"].target())
     assert result.reasons == (R.NO_COMMON_CIPHER,)
     tls12 = result.protocol(Protocol.TLSv1_2)
-    assert tls12 is not None and tls12.spoken and not tls12.picked
+    assert tls12 is not None
+    assert tls12.spoken
+    assert not tls12.picked
     # Certificate facts are still reported, fetched with a broad offer.
-    assert result.chain is not None and result.chain.status is ChainStatus.OK
+    assert result.chain is not None
+    assert result.chain.status is ChainStatus.OK
 
 
 def test_no_common_protocol_tls13_only(engine: Engine, origins: TestOrigins) -> None:
@@ -192,7 +208,8 @@ def test_no_common_protocol_tls13_only(engine: Engine, origins: TestOrigins) -> 
     assert result.reasons == (R.NO_COMMON_PROTOCOL,)
     assert all(p.spoken is False for p in result.protocols if p.protocol.cloudfront)
     tls13 = result.protocol(Protocol.TLSv1_3)
-    assert tls13 is not None and tls13.spoken
+    assert tls13 is not None
+    assert tls13.spoken
 
 
 def test_sslv3_rc4_3des_origin(engine: Engine, origins: TestOrigins) -> None:
@@ -205,9 +222,11 @@ def test_sslv3_rc4_3des_origin(engine: Engine, origins: TestOrigins) -> None:
     assert all(s.confirmed and s.backend == "tlslite" for s in sslv3.picked)
     for protocol in TLS:
         found = result.protocol(protocol)
-        assert found is not None and found.spoken is False
+        assert found is not None
+        assert found.spoken is False
     negotiation = result.negotiation
-    assert negotiation is not None and negotiation.protocol is Protocol.SSLv3
+    assert negotiation is not None
+    assert negotiation.protocol is Protocol.SSLv3
     assert negotiation.completed
     # Not in the policy: CloudFront cannot connect.
     strict = run_probe(engine, origins["sslv3_only"].target(protocols=TLS))
@@ -216,18 +235,22 @@ def test_sslv3_rc4_3des_origin(engine: Engine, origins: TestOrigins) -> None:
 
 def test_legacy_suites_under_tls(engine: Engine, origins: TestOrigins) -> None:
     result = run_probe(engine, origins["legacy_tls"].target())
-    assert result.compatible and result.legacy_only
+    assert result.compatible
+    assert result.legacy_only
     for protocol in TLS:
         assert accepted(result, protocol) == {"DES-CBC3-SHA", "RC4-MD5"}
-    assert result.negotiation is not None and result.negotiation.protocol is Protocol.TLSv1_2
+    assert result.negotiation is not None
+    assert result.negotiation.protocol is Protocol.TLSv1_2
 
 
 def test_picked_but_failing_handshake(engine: Engine, origins: TestOrigins) -> None:
     result = run_probe(engine, origins["handshake_failed"].target())
     assert R.HANDSHAKE_FAILED in result.reasons
     negotiation = result.negotiation
-    assert negotiation is not None and negotiation.suite is not None
-    assert not negotiation.completed and negotiation.error
+    assert negotiation is not None
+    assert negotiation.suite is not None
+    assert not negotiation.completed
+    assert negotiation.error
     for found in result.protocols:
         assert not found.accepted  # picked, never completed: not accepted
         assert all(s.confirmed is False for s in found.picked)
@@ -242,7 +265,8 @@ def test_connectivity_failures(
 ) -> None:
     result = run_probe(engine, origins[scenario].target())
     assert result.reasons == (reason,)
-    assert not result.success and result.error
+    assert not result.success
+    assert result.error
     assert result.connections == 1  # one clear error, not one per suite
 
 

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import yaml
 
+from exporter.config import format_duration, parse_duration
 from exporter.demo.legacy import LegacyConfig, LegacyTLSServer
 from exporter.demo.modern import ModernConfig, ModernTLSServer
 from exporter.demo.pki import DAY, DemoPKI, Issued, issue, write_chain
@@ -131,7 +132,12 @@ class DemoFleet:
         if not self._origins:
             raise RuntimeError("start the demo fleet before asking for its config")
         config: dict[str, Any] = {
-            "defaults": {"interval": interval, "timeout": "5s", "ca_file": str(self.ca_file)},
+            "defaults": {
+                "interval": interval,
+                # Local origins answer in milliseconds; the timeout may not exceed the interval.
+                "timeout": format_duration(min(5.0, parse_duration(interval))),
+                "ca_file": str(self.ca_file),
+            },
             "resolve": {origin.host: HOST for origin in self._origins},
             "probe_allow": [f"*.{DOMAIN}:*", f"{HOST}:*"],
             "origins": [

@@ -303,7 +303,7 @@ class Catalogue:
         for group in self.groups:
             if group.code == code:
                 return group.name
-        name = GroupName.toStr(code)
+        name = str(GroupName.toStr(code))
         return {"secp521r1": "secp521r1", "x448": "X448"}.get(name, name)
 
     def openssl_cipher_string(self, protocol: Protocol) -> str:

@@ -265,7 +265,7 @@ def _parse_certificate_list(message: bytes) -> tuple[bytes, ...]:
     try:
         parser = Parser(bytearray(message))
         parser.startLengthCheck(3)
-        certificates = []
+        certificates: list[bytes] = []
         chain = Parser(parser.getVarBytes(3))
         while chain.getRemainingLength():
             if len(certificates) == MAX_CERTIFICATES:

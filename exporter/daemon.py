@@ -1,0 +1,137 @@
+"""The long-running exporter: config, scheduler, store and HTTP server wired together.
+
+Reloads (SIGHUP or POST /-/reload) load the new file completely before swapping it in; a bad file
+keeps the old configuration running and sets the reload metric to 0. SIGTERM stops probing, lets
+in-flight requests finish, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import ConfigError, ExporterConfig, load_config
+from .engine.probe import Engine
+from .metrics import OriginsCollector, SelfMetrics, new_registry
+from .scheduler import Scheduler
+from .store import ResultStore
+from .web import WebState, build_app
+
+log = logging.getLogger("origin_tls_exporter")
+
+DEFAULT_PORT = 10043
+DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def parse_listen_address(text: str) -> tuple[str | None, int]:
+    """`HOST:PORT`, `:PORT` (every interface) or `[V6]:PORT`."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ValueError(f"listen address {text!r}: expected HOST:PORT or :PORT")
+    host = host.strip("[]")
+    return (host or None), int(port_text)
+
+
+@dataclass
+class Daemon:
+    config_path: Path
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    on_listening: Callable[[str], None] | None = None  # told the URL once listening (demo)
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        """Serve until SIGTERM/SIGINT (or `stop` is set). Exit code for the process."""
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("cannot load configuration", extra={"err": str(exc)})
+            return 2
+        host, port = parse_listen_address(self.listen_address)
+        engine = Engine()
+        store = ResultStore()
+        registry, collector, self_metrics = new_registry(store, config.cipher_series)
+        scheduler = Scheduler(engine, store, self_metrics)
+        reload_lock = asyncio.Lock()
+
+        async def reload() -> tuple[bool, str]:
+            async with reload_lock:
+                try:
+                    new = load_config(self.config_path)
+                except ConfigError as exc:
+                    self_metrics.reloaded(False)
+                    log.error(
+                        "reload failed, keeping the running configuration", extra={"err": str(exc)}
+                    )
+                    return False, f"reload failed, keeping the running configuration: {exc}"
+                self._adopt(new, state, scheduler, collector, self_metrics)
+                log.info("configuration reloaded", extra={"origins": len(new.origins)})
+                return True, f"configuration reloaded: {len(new.origins)} origins"
+
+        state = WebState(config, store, registry, engine, reload)
+        self._adopt(config, state, scheduler, collector, self_metrics)
+
+        runner = web.AppRunner(
+            build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen", extra={"address": self.listen_address, "err": str(exc)})
+            await runner.cleanup()
+            await scheduler.stop()
+            return 1
+        bound = _bound_port(runner, port)
+        url = f"http://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
+        log.info(
+            "listening",
+            extra={"address": f"{host or ''}:{bound}", "url": url, "origins": len(config.origins)},
+        )
+        if self.on_listening is not None:
+            self.on_listening(url)
+        state.ready = True
+
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            log.info("shutting down")
+            state.ready = False
+            await scheduler.stop()
+            await runner.cleanup()
+        return 0
+
+    @staticmethod
+    def _adopt(
+        config: ExporterConfig,
+        state: WebState,
+        scheduler: Scheduler,
+        collector: OriginsCollector,
+        self_metrics: SelfMetrics,
+    ) -> None:
+        state.config = config
+        scheduler.apply(config)
+        collector.cipher_series = config.cipher_series
+        self_metrics.reloaded(True, len(config.origins))
+
+
+def _bound_port(runner: web.AppRunner, fallback: int) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        for sock in sockets:
+            return int(sock.getsockname()[1])
+    return fallback

@@ -1,0 +1,365 @@
+"""The metrics contract: probe results in, Prometheus metric families out. No I/O here.
+
+Every per-origin family is built by `ResultFamilies`, the one place that decides label names and
+values, so the `/metrics` (with `origin`) and `/probe` (without) expositions cannot drift apart.
+Names, labels and values are a public contract: see docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import ssl
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .engine.catalogue import ALL_PROTOCOLS, CATALOGUE
+from .engine.chain import ChainStatus
+from .engine.result import ProbeResult
+from .engine.verdict import FailureReason
+from .store import ResultStore
+
+PREFIX = "origin_tls"
+RESERVED_INFO_LABELS = ("origin", "host", "port", "sni")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One result and the constant labels that identify it (`origin`, or none for /probe)."""
+
+    labels: dict[str, str]
+    result: ProbeResult
+
+
+class ResultFamilies:
+    """Builds every per-origin family; `base` are the identifying label names (or none)."""
+
+    def __init__(self, base: Sequence[str], cipher_series: bool = True) -> None:
+        self.base = tuple(base)
+        self.cipher_series = cipher_series
+        self._families: dict[str, GaugeMetricFamily] = {}
+
+    def _family(
+        self, name: str, documentation: str, labels: Sequence[str] = ()
+    ) -> GaugeMetricFamily:
+        family = self._families.get(name)
+        if family is None:
+            family = GaugeMetricFamily(
+                f"{PREFIX}_{name}", documentation, labels=[*self.base, *labels]
+            )
+            self._families[name] = family
+        return family
+
+    def _set(
+        self,
+        name: str,
+        documentation: str,
+        base: dict[str, str],
+        value: float,
+        **labels: str,
+    ) -> None:
+        family = self._family(name, documentation, tuple(labels))
+        values = [base[n] for n in self.base] + list(labels.values())
+        family.add_metric(values, value)
+
+    def add(self, item: Labelled) -> None:
+        base, result = item.labels, item.result
+        s = self._set
+        s(
+            "probe_success",
+            "1 if the origin was reached and answered in TLS.",
+            base,
+            float(result.success),
+        )
+        s("probe_duration_seconds", "How long the last probe took.", base, result.duration_seconds)
+        s("last_probe_timestamp_seconds", "When the last probe started.", base, result.started_at)
+        s(
+            "cloudfront_compatible",
+            "1 if CloudFront can complete its handshake to the origin.",
+            base,
+            float(result.compatible),
+        )
+        for reason in FailureReason:
+            s(
+                "cloudfront_failure_reason",
+                "1 for each reason CloudFront cannot connect, 0 for the others.",
+                base,
+                float(reason in result.reasons),
+                reason=str(reason),
+            )
+        s(
+            "legacy_only",
+            "1 if CloudFront connects only with SSLv3 or RC4/3DES suites.",
+            base,
+            float(result.legacy_only),
+        )
+        negotiation = result.negotiation
+        if negotiation and negotiation.completed and negotiation.protocol and negotiation.suite:
+            s(
+                "negotiated_info",
+                "The protocol, suite and group CloudFront would negotiate.",
+                base,
+                1.0,
+                protocol=str(negotiation.protocol),
+                cipher=negotiation.suite.name,
+                group=negotiation.group or "",
+            )
+        if result.protocols:
+            self._add_matrix(base, result)
+        self._add_certificates(base, result)
+
+    def _add_matrix(self, base: dict[str, str], result: ProbeResult) -> None:
+        for protocol in ALL_PROTOCOLS:
+            found = result.protocol(protocol)
+            if found is None:
+                continue
+            accepted = {s.name for s in found.accepted_suites}
+            self._set(
+                "protocol_accepted",
+                "1 if the origin accepts a CloudFront suite under the protocol "
+                "(TLSv1.3: any suite; information only).",
+                base,
+                float(bool(accepted)),
+                protocol=str(protocol),
+            )
+            if not self.cipher_series:
+                continue
+            for suite in CATALOGUE.suites_for(protocol):
+                self._set(
+                    "cipher_accepted",
+                    "1 if a full handshake with the suite under the protocol completes.",
+                    base,
+                    float(suite.name in accepted),
+                    protocol=str(protocol),
+                    cipher=suite.name,
+                )
+
+    def _add_certificates(self, base: dict[str, str], result: ProbeResult) -> None:
+        match = result.name_match
+        if match is not None:
+            for field_name, matched in (("san", match.san), ("cn", match.cn)):
+                self._set(
+                    "cert_name_match",
+                    "1 if the name CloudFront sends matches the leaf certificate's field.",
+                    base,
+                    float(matched),
+                    field=field_name,
+                )
+        chain = result.chain
+        if chain is None:
+            return
+        self._set(
+            "chain_complete",
+            "1 if the certificates as sent link the leaf to a trusted root.",
+            base,
+            float(chain.complete),
+        )
+        for status in ChainStatus:
+            present = not chain.problems if status is ChainStatus.OK else status in chain.problems
+            self._set(
+                "chain_status",
+                "1 for each current chain status, 0 for the others.",
+                base,
+                float(present),
+                status=str(status),
+            )
+        self._set(
+            "chain_certificates",
+            "How many certificates the origin sends.",
+            base,
+            float(len(chain.certificates)),
+        )
+        if chain.earliest_expiry is not None:
+            self._set(
+                "chain_earliest_expiry_timestamp_seconds",
+                "The earliest not_after of the certificates sent.",
+                base,
+                chain.earliest_expiry.timestamp(),
+            )
+        seen: set[tuple[str, str, str]] = set()
+        weakest: dict[tuple[str, str], int] = {}
+        for cert in chain.certificates:
+            identity = (cert.position, cert.subject, cert.serial)
+            if identity in seen:
+                continue  # the same certificate sent twice: one series
+            seen.add(identity)
+            labels = {"position": cert.position, "subject": cert.subject, "serial": cert.serial}
+            self._set(
+                "cert_not_after_timestamp_seconds",
+                "The certificate's not_after, per certificate sent.",
+                base,
+                cert.not_after.timestamp(),
+                **labels,
+            )
+            self._set(
+                "cert_not_before_timestamp_seconds",
+                "The certificate's not_before, per certificate sent.",
+                base,
+                cert.not_before.timestamp(),
+                **labels,
+            )
+            key = (cert.position, cert.key_type)
+            weakest[key] = min(weakest.get(key, cert.key_bits), cert.key_bits)
+        for (position, key_type), bits in weakest.items():
+            self._set(
+                "cert_key_bits",
+                "Key size of the certificates sent (the smallest per position and type).",
+                base,
+                float(bits),
+                position=position,
+                type=key_type,
+            )
+
+    def families(self) -> list[Metric]:
+        return list(self._families.values())
+
+
+def result_families(
+    items: Iterable[Labelled], base: Sequence[str], cipher_series: bool = True
+) -> list[Metric]:
+    builder = ResultFamilies(base, cipher_series)
+    for item in items:
+        builder.add(item)
+    return builder.families()
+
+
+class OriginsCollector(Collector):
+    """Exposes the store's latest results on each scrape; never probes, never raises."""
+
+    def __init__(self, store: ResultStore, cipher_series: bool = True) -> None:
+        self.store = store
+        self.cipher_series = cipher_series
+        self.collect_errors = 0
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._collect()
+        except Exception:  # a bug here must not fail the whole scrape
+            self.collect_errors += 1
+
+    def _collect(self) -> Iterator[Metric]:
+        snapshot = self.store.snapshot()
+        extra = sorted({name for s in snapshot for name, _ in s.config.labels})
+        info = Metric(f"{PREFIX}_origin_info", "Configured origins and their labels.", "gauge")
+        for state in snapshot:
+            config = state.config
+            labels = {
+                "origin": config.name,
+                "host": config.host,
+                "port": str(config.port),
+                "sni": config.target().server_name or "",
+            }
+            own = dict(config.labels)
+            labels.update({name: own.get(name, "") for name in extra})
+            info.add_sample(f"{PREFIX}_origin_info", labels, 1.0)
+        yield info
+        items = [
+            Labelled({"origin": s.config.name}, s.latest) for s in snapshot if s.latest is not None
+        ]
+        yield from result_families(items, ("origin",), self.cipher_series)
+
+
+class SelfMetrics:
+    """The exporter's own health, in the registry the daemon owns (no global state)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.probe_duration = Histogram(
+            f"{PREFIX}_exporter_probe_duration_seconds",
+            "Duration of origin probes.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.probes = Counter(
+            f"{PREFIX}_exporter_probes",
+            "Probes run, by whether CloudFront could connect.",
+            ["result"],
+            registry=registry,
+        )
+        self.probe_errors = Counter(
+            f"{PREFIX}_exporter_probe_errors",
+            "Failure reasons found by probes, plus internal_error for probe crashes.",
+            ["reason"],
+            registry=registry,
+        )
+        self.reload_successful = Gauge(
+            f"{PREFIX}_exporter_config_last_reload_successful",
+            "1 if the last configuration load succeeded.",
+            registry=registry,
+        )
+        self.reload_timestamp = Gauge(
+            f"{PREFIX}_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully.",
+            registry=registry,
+        )
+        self.origins = Gauge(
+            f"{PREFIX}_exporter_origins",
+            "Origins in the running configuration.",
+            registry=registry,
+        )
+        build = Gauge(
+            f"{PREFIX}_exporter_build_info",
+            "Versions of the exporter and the TLS code it runs.",
+            ["version", "python_version", "tlslite_version", "openssl_version"],
+            registry=registry,
+        )
+        build.labels(
+            __version__, platform.python_version(), _version("tlslite-ng"), ssl.OPENSSL_VERSION
+        ).set(1)
+        for reason in FailureReason:
+            self.probe_errors.labels(str(reason))
+        self.probe_errors.labels("internal_error")
+        for outcome in ("compatible", "incompatible", "error"):
+            self.probes.labels(outcome)
+
+    def observe(self, result: ProbeResult) -> None:
+        self.probe_duration.observe(result.duration_seconds)
+        outcome = "compatible" if result.compatible else "incompatible"
+        if not result.success:
+            outcome = "error"
+        self.probes.labels(outcome).inc()
+        for reason in result.reasons:
+            self.probe_errors.labels(str(reason)).inc()
+
+    def crashed(self) -> None:
+        self.probes.labels("error").inc()
+        self.probe_errors.labels("internal_error").inc()
+
+    def reloaded(self, ok: bool, origins: int | None = None) -> None:
+        self.reload_successful.set(1 if ok else 0)
+        if ok:
+            self.reload_timestamp.set(time.time())
+            if origins is not None:
+                self.origins.set(origins)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def new_registry(
+    store: ResultStore, cipher_series: bool = True
+) -> tuple[CollectorRegistry, OriginsCollector, SelfMetrics]:
+    """A registry with the origins collector, self-metrics and the process collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = OriginsCollector(store, cipher_series)
+    registry.register(collector)
+    for shared in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(shared)
+    return registry, collector, SelfMetrics(registry)

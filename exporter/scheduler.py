@@ -1,0 +1,112 @@
+"""Probes every configured origin on its own interval, never inside a scrape.
+
+One asyncio task per origin gives "never two probes of one origin at once" for free; a global
+semaphore bounds how many origins are probed at once; each probe has a deadline inside its
+interval. Origins start at a random phase of their interval so a large fleet is spread out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from .config import ExporterConfig, OriginConfig
+from .engine.probe import Engine
+from .engine.result import ProbeResult
+from .metrics import SelfMetrics
+from .store import ResultStore
+
+log = logging.getLogger("origin_tls_exporter.scheduler")
+
+FIRST_PROBE_SPREAD_SECONDS = 5.0
+JITTER = 0.02
+
+
+@dataclass
+class Scheduler:
+    engine: Engine
+    store: ResultStore
+    metrics: SelfMetrics
+    max_concurrent_probes: int = 32
+    rng: random.Random = field(default_factory=random.Random)
+    _tasks: dict[str, tuple[OriginConfig, asyncio.Task[None]]] = field(default_factory=dict)
+    _slots: asyncio.Semaphore | None = None
+    _crash_logged: set[str] = field(default_factory=set)
+
+    def apply(self, config: ExporterConfig) -> None:
+        """Adopt a configuration: keep unchanged origins' tasks, restart changed, stop removed."""
+        if self._slots is None or config.max_concurrent_probes != self.max_concurrent_probes:
+            self.max_concurrent_probes = config.max_concurrent_probes
+            self._slots = asyncio.Semaphore(self.max_concurrent_probes)
+        self.store.set_origins(config.origins)
+        wanted = {o.name: o for o in config.origins}
+        for name, (origin, task) in list(self._tasks.items()):
+            if wanted.get(name) != origin:
+                task.cancel()
+                del self._tasks[name]
+        for name, origin in wanted.items():
+            if name not in self._tasks:
+                task = asyncio.create_task(self._loop(origin), name=f"probe {name}")
+                self._tasks[name] = (origin, task)
+
+    async def stop(self) -> None:
+        tasks = [task for _, task in self._tasks.values()]
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self, origin: OriginConfig) -> None:
+        spread = min(origin.interval, FIRST_PROBE_SPREAD_SECONDS)
+        await asyncio.sleep(self.rng.uniform(0, spread))
+        while True:
+            started = time.monotonic()
+            await self.probe_once(origin)
+            elapsed = time.monotonic() - started
+            delay = origin.interval * self.rng.uniform(1 - JITTER, 1 + JITTER) - elapsed
+            await asyncio.sleep(max(delay, 0.0))
+
+    async def probe_once(self, origin: OriginConfig) -> ProbeResult:
+        assert self._slots is not None, "apply() a configuration first"
+        async with self._slots:
+            result = await self._probe(origin)
+        self.store.record(origin.name, result)
+        return result
+
+    async def _probe(self, origin: OriginConfig) -> ProbeResult:
+        started_at = time.time()
+        start = time.monotonic()
+        try:
+            result = await self.engine.probe(origin.target(), origin.options())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, or a ca_file that vanished: one failed probe
+            if origin.name not in self._crash_logged:
+                self._crash_logged.add(origin.name)
+                log.exception("probe crashed", extra={"origin": origin.name})
+            self.metrics.crashed()
+            return ProbeResult(
+                target=origin.target(),
+                started_at=started_at,
+                duration_seconds=time.monotonic() - start,
+                reasons=(),
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
+        self._crash_logged.discard(origin.name)
+        self.metrics.observe(result)
+        log.debug(
+            "probe finished",
+            extra={
+                "origin": origin.name,
+                "compatible": result.compatible,
+                "reasons": ",".join(result.reasons),
+                "duration_seconds": round(result.duration_seconds, 3),
+            },
+        )
+        return result

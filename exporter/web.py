@@ -1,0 +1,185 @@
+"""HTTP endpoints: /metrics, /probe, /-/healthy, /-/ready, /-/reload, and the pages for people.
+
+Handlers only read the store or call the engine for /probe; scrapes never trigger probes of the
+configured origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from .config import ExporterConfig
+from .engine.catalogue import Protocol, parse_policy
+from .engine.probe import Engine
+from .engine.result import ProbeResult
+from .engine.target import ProbeOptions, ProbeTarget
+from .metrics import Labelled, result_families
+from .report import render_text, result_dict
+from .store import ResultStore
+
+Reload = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass
+class WebState:
+    """What the handlers need; `config` is swapped whole on reload."""
+
+    config: ExporterConfig
+    store: ResultStore
+    registry: CollectorRegistry
+    engine: Engine
+    reload: Reload
+    ready: bool = False
+
+
+STATE = web.AppKey("state", WebState)
+
+
+class _ProbeCollector(Collector):
+    def __init__(self, result: ProbeResult, cipher_series: bool) -> None:
+        self.result = result
+        self.cipher_series = cipher_series
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return result_families([Labelled({}, self.result)], (), self.cipher_series)
+
+
+def build_app(state: WebState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/probe", probe)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_route("*", "/-/reload", reload)
+    app.router.add_get("/api/v1/origins", origins_json)
+    app.router.add_get("/api/v1/origins/{name}", origin_json)
+    return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    loop = asyncio.get_running_loop()
+    # Rendering a large fleet takes milliseconds: off the event loop so probes keep their pace.
+    body = await loop.run_in_executor(None, generate_latest, state.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[STATE].ready:
+        return web.Response(text="Ready.\n")
+    return web.Response(status=503, text="Not ready.\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"], text="Only POST reloads.\n")
+    ok, message = await request.app[STATE].reload()
+    return web.Response(status=200 if ok else 500, text=message + "\n")
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=message + "\n")
+
+
+def probe_request(
+    config: ExporterConfig, query: dict[str, str]
+) -> tuple[ProbeTarget, ProbeOptions]:
+    """The target and options for /probe; raises HTTP errors naming the bad parameter."""
+    text = query.get("target", "").strip()
+    if not text:
+        raise _bad_request("parameter 'target' is required (HOST:PORT or an origin name)")
+    configured = config.origin(text)
+    if configured is not None:
+        target, options = configured.target(), configured.options()
+    else:
+        try:
+            target = ProbeTarget.parse(text)
+        except ValueError as exc:
+            raise _bad_request(f"parameter 'target': {exc}") from None
+        if not config.allows_probe(target.host, target.port):
+            raise web.HTTPForbidden(
+                text=f"target {target.display} is neither a configured origin nor allowed by "
+                "probe_allow in the configuration\n"
+            )
+        defaults = config.defaults
+        target = replace(
+            target,
+            protocols=defaults.protocols,
+            ca_file=defaults.ca_file,
+            address=config.address_for(target.host),
+        )
+        options = defaults.options()
+    if "sni" in query:
+        target = replace(target, sni=query["sni"] or None)
+    if "protocols" in query:
+        try:
+            protocols: tuple[Protocol, ...] = parse_policy(query["protocols"])
+        except ValueError as exc:
+            raise _bad_request(f"parameter 'protocols': {exc}") from None
+        target = replace(target, protocols=protocols)
+    return target, options
+
+
+async def probe(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    target, options = probe_request(state.config, dict(request.query))
+    scrape_timeout = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
+    if scrape_timeout:
+        try:
+            budget = float(scrape_timeout) - 0.5
+        except ValueError:
+            budget = 0
+        if budget > 0:
+            options = replace(options, deadline=min(options.deadline or budget, budget))
+    result = await state.engine.probe(target, options)
+    if request.query.get("debug", "").lower() in ("1", "true", "yes"):
+        text = render_text(result) + "\nProbe log:\n" + "\n".join(result.log) + "\n"
+        return web.Response(text=text)
+    if request.query.get("format") == "json":
+        return web.Response(
+            text=json.dumps(result_dict(result), indent=2), content_type="application/json"
+        )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ProbeCollector(result, state.config.cipher_series))
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def origins_json(request: web.Request) -> web.Response:
+    store = request.app[STATE].store
+    body = [
+        {"origin": s.config.name, "result": result_dict(s.latest) if s.latest else None}
+        for s in store.snapshot()
+    ]
+    return web.json_response(body)
+
+
+async def origin_json(request: web.Request) -> web.Response:
+    found = request.app[STATE].store.state(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound(text="no such origin\n")
+    return web.json_response(
+        {"origin": found.config.name, "result": result_dict(found.latest) if found.latest else None}
+    )
+
+
+async def index(request: web.Request) -> web.Response:
+    from .pages import render_index
+
+    state = request.app[STATE]
+    return web.Response(text=render_index(state.store.snapshot()), content_type="text/html")
