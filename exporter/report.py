@@ -22,6 +22,7 @@ _CHAIN_REASONS = {
     FailureReason.WRONG_ORDER,
     FailureReason.UNTRUSTED,
 }
+_NO_CERTIFICATE = "not checked: no TLS 1.0-1.2 handshake got as far as the certificate"
 _DATE_REASONS = {FailureReason.EXPIRED, FailureReason.NOT_YET_VALID}
 _HANDSHAKE_REASONS = {
     FailureReason.DNS_FAILED,
@@ -146,7 +147,7 @@ class Check:
     """One line of the checklist: a cause from the article and how this origin fares."""
 
     title: str
-    passed: bool
+    passed: bool | None  # None: could not be checked
     finding: str
     reasons: tuple[FailureReason, ...] = ()
 
@@ -162,6 +163,7 @@ def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check
     if handshake:
         finding = (
             result.error
+            or _protocol_finding(result, handshake[0])
             or (negotiation.error if negotiation and negotiation.error else None)
             or handshake[0].summary
         )
@@ -178,7 +180,7 @@ def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check
     match = result.name_match
     leaf = result.chain.certificates[0] if result.chain else None
     if match is None or leaf is None:
-        checks.append(Check("Certificate name", False, "no certificate was received"))
+        checks.append(Check("Certificate name", None, _NO_CERTIFICATE))
     else:
         covered = f"CN {list(leaf.common_names)}, SANs {[*leaf.dns_names, *leaf.ip_addresses]}"
         if match.ok:
@@ -192,7 +194,7 @@ def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check
 
     chain = result.chain
     if chain is None:
-        checks.append(Check("Certificate chain", False, "no certificate was received"))
+        checks.append(Check("Certificate chain", None, _NO_CERTIFICATE))
     else:
         chain_reasons = tuple(r for r in result.reasons if r in _CHAIN_REASONS)
         checks.append(Check("Certificate chain", not chain_reasons, chain.detail, chain_reasons))
@@ -208,6 +210,28 @@ def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check
                 finding = f"{', '.join(date_reasons)}: {finding}"
             checks.append(Check("Certificate dates", not date_reasons, finding, date_reasons))
     return checks
+
+
+def _protocol_finding(result: ProbeResult, reason: FailureReason) -> str | None:
+    """Say what the origin does speak, so the remedy is concrete."""
+    policy = ", ".join(str(p) for p in result.target.protocols)
+    spoken = [p for p in result.protocols if p.spoken]
+    if reason is FailureReason.NO_COMMON_PROTOCOL:
+        names = ", ".join(str(p.protocol) for p in spoken) or "no TLS version CloudFront knows"
+        return f"the policy enables {policy}; the origin speaks {names}"
+    if reason is FailureReason.NO_COMMON_CIPHER:
+        parts = [
+            f"{p.protocol} (picked {p.outside_suite} instead)"
+            if p.outside_suite
+            else str(p.protocol)
+            for p in spoken
+            if p.in_policy
+        ]
+        return (
+            f"the origin speaks {', '.join(parts)} but accepts none of CloudFront's "
+            f"{len(CATALOGUE.suites)} suites"
+        )
+    return None
 
 
 def render_text(result: ProbeResult) -> str:
@@ -229,7 +253,8 @@ def render_text(result: ProbeResult) -> str:
         out.append("VERDICT: CloudFront can NOT connect (HTTP 502): " + ", ".join(result.reasons))
     out.append("")
     for check in checklist(result):
-        out.append(f"[{'PASS' if check.passed else 'FAIL'}] {check.title}: {check.finding}")
+        mark = "SKIP" if check.passed is None else "PASS" if check.passed else "FAIL"
+        out.append(f"[{mark}] {check.title}: {check.finding}")
         for reason in check.reasons:
             out.append(f"       {reason}: {reason.summary}")
             out.append(f"       fix: {reason.remedy}")

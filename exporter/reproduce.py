@@ -16,7 +16,8 @@ from .engine.target import ProbeTarget
 def openssl_command(
     target: ProbeTarget, protocol: Protocol, catalogue: Catalogue = CATALOGUE
 ) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
+    connect_to = target.address or target.host  # with --resolve, where the probe connected
+    host = f"[{connect_to}]" if ":" in connect_to else connect_to
     parts = ["openssl", "s_client", protocol.openssl_flag]
     if protocol.cloudfront:
         parts += ["-cipher", catalogue.openssl_cipher_string(protocol)]

@@ -148,6 +148,8 @@ class TestOrigins:
             self.origins[name] = Origin(name, hosts[name], port, self.ca_file)
 
         legacy_leaf = pki.leaf("legacy.test")
+        self.leaf_not_after["sslv3_only"] = legacy_leaf.cert.not_valid_after_utc
+        self.leaf_not_after["legacy_tls"] = legacy_leaf.cert.not_valid_after_utc
         chain, key_path = self._chain("legacy", [legacy_leaf, inter], legacy_leaf.key)
         self._legacy(
             "sslv3_only",

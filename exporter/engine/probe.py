@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from tlslite.constants import CipherSuite as TlsliteSuites
+
 from .catalogue import (
     ALL_PROTOCOLS,
     BROAD_GROUPS,
@@ -303,6 +305,11 @@ def _protocol_result(
         spoken=enumeration.spoken,
         picked=tuple(picked),
         refusal=enumeration.refusal,
+        outside_suite=None
+        if enumeration.broad_suite is None
+        else str(
+            TlsliteSuites.ietfNames.get(enumeration.broad_suite, f"0x{enumeration.broad_suite:04X}")
+        ),
     )
 
 

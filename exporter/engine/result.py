@@ -35,6 +35,7 @@ class ProtocolResult:
     picked: tuple[SuiteResult, ...] = ()  # catalogue suites, in the server's preference order
     refusal: str | None = None  # how the server answered the last offer it declined
     error: str | None = None
+    outside_suite: str | None = None  # IANA name of a non-CloudFront suite it picked instead
 
     @property
     def accepted_suites(self) -> tuple[CipherSuite, ...]:
