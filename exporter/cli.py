@@ -161,6 +161,12 @@ def _daemon_flags(parser: argparse.ArgumentParser, listen: str) -> None:
         help=f"where to serve /metrics, /probe and the status page ({listen})",
     )
     parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="exporter-toolkit web config: TLS and basic auth for every endpoint",
+    )
+    parser.add_argument(
         "--log.level",
         dest="log_level",
         default="info",
@@ -185,7 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"origin-tls-exporter serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
     logs.setup(_log_level(args.log_level), args.log_format)
-    daemon = Daemon(Path(args.config_file), args.listen_address)
+    daemon = Daemon(Path(args.config_file), args.listen_address, _web_config_path(args))
     return asyncio.run(daemon.run())
 
 
@@ -225,8 +231,14 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"Config:      {config_path}")
             print("Stop with Ctrl-C.", flush=True)
 
-        daemon = Daemon(config_path, args.listen_address, on_listening=announce)
+        daemon = Daemon(
+            config_path, args.listen_address, _web_config_path(args), on_listening=announce
+        )
         return asyncio.run(daemon.run())
+
+
+def _web_config_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.web_config_file) if args.web_config_file else None
 
 
 def _log_level(level: str) -> str:

@@ -22,6 +22,7 @@ from .metrics import OriginsCollector, SelfMetrics, new_registry
 from .scheduler import Scheduler
 from .store import ResultStore
 from .web import WebState, build_app
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("origin_tls_exporter")
 
@@ -43,13 +44,15 @@ def parse_listen_address(text: str) -> tuple[str | None, int]:
 class Daemon:
     config_path: Path
     listen_address: str = DEFAULT_LISTEN_ADDRESS
+    web_config_path: Path | None = None  # exporter-toolkit web config: TLS, basic auth
     on_listening: Callable[[str], None] | None = None  # told the URL once listening (demo)
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Serve until SIGTERM/SIGINT (or `stop` is set). Exit code for the process."""
         try:
             config = load_config(self.config_path)
-        except ConfigError as exc:
+            web_config = self._load_web_config()
+        except (ConfigError, WebConfigError) as exc:
             log.error("cannot load configuration", extra={"err": str(exc)})
             return 2
         host, port = parse_listen_address(self.listen_address)
@@ -63,24 +66,30 @@ class Daemon:
             async with reload_lock:
                 try:
                     new = load_config(self.config_path)
-                except ConfigError as exc:
+                    new_web_config = self._load_web_config()
+                except (ConfigError, WebConfigError) as exc:
                     self_metrics.reloaded(False)
                     log.error(
                         "reload failed, keeping the running configuration", extra={"err": str(exc)}
                     )
                     return False, f"reload failed, keeping the running configuration: {exc}"
                 self._adopt(new, state, scheduler, collector, self_metrics)
+                state.web_config = new_web_config
+                if new_web_config is not None and new_web_config.tls is not None and tls:
+                    # New connections get the renewed certificate; the socket stays open.
+                    tls.load_cert_chain(new_web_config.tls.cert_file, new_web_config.tls.key_file)
                 log.info("configuration reloaded", extra={"origins": len(new.origins)})
                 return True, f"configuration reloaded: {len(new.origins)} origins"
 
-        state = WebState(config, store, registry, engine, reload)
+        state = WebState(config, store, registry, engine, reload, web_config=web_config)
+        tls = web_config.tls.context() if web_config and web_config.tls else None
         self._adopt(config, state, scheduler, collector, self_metrics)
 
         runner = web.AppRunner(
             build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:
@@ -89,7 +98,8 @@ class Daemon:
             await scheduler.stop()
             return 1
         bound = _bound_port(runner, port)
-        url = f"http://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
         log.info(
             "listening",
             extra={"address": f"{host or ''}:{bound}", "url": url, "origins": len(config.origins)},
@@ -113,6 +123,9 @@ class Daemon:
             await scheduler.stop()
             await runner.cleanup()
         return 0
+
+    def _load_web_config(self) -> WebConfig | None:
+        return None if self.web_config_path is None else load_web_config(self.web_config_path)
 
     @staticmethod
     def _adopt(

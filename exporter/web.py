@@ -24,8 +24,10 @@ from .engine.target import ProbeOptions, ProbeTarget
 from .metrics import Labelled, result_families
 from .report import render_text, result_dict
 from .store import ResultStore
+from .webconfig import WebConfig
 
 Reload = Callable[[], Awaitable[tuple[bool, str]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class WebState:
     engine: Engine
     reload: Reload
     ready: bool = False
+    web_config: WebConfig | None = None  # swapped whole on reload, like `config`
 
 
 STATE = web.AppKey("state", WebState)
@@ -53,7 +56,7 @@ class _ProbeCollector(Collector):
 
 
 def build_app(state: WebState) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[basic_auth])
     app[STATE] = state
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
@@ -64,6 +67,23 @@ def build_app(state: WebState) -> web.Application:
     app.router.add_get("/api/v1/origins", origins_json)
     app.router.add_get("/api/v1/origins/{name}", origin_json)
     return app
+
+
+@web.middleware
+async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every endpoint behind `basic_auth_users` when the web config has any (exporter-toolkit)."""
+    web_config = request.app[STATE].web_config
+    if web_config is not None and web_config.auth_required:
+        header = request.headers.get("Authorization")
+        loop = asyncio.get_running_loop()
+        # bcrypt takes tens of milliseconds on a cache miss: not on the event loop.
+        allowed = await loop.run_in_executor(None, web_config.check_authorization, header)
+        if not allowed:
+            raise web.HTTPUnauthorized(
+                text="Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="origin-tls-exporter"'},
+            )
+    return await handler(request)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -76,7 +76,11 @@ class ExporterProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, ready_timeout: float = 20.0) -> Self:
+    def start_with(self, ready: Callable[[], bool], ready_timeout: float = 20.0) -> Self:
+        """Start, judging readiness with `ready` (e.g. over TLS with credentials)."""
+        return self.start(ready_timeout, ready)
+
+    def start(self, ready_timeout: float = 20.0, ready: Callable[[], bool] | None = None) -> Self:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -94,13 +98,17 @@ class ExporterProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.wait_for(lambda: self._ready(), ready_timeout, "/-/ready")
+        check = ready or (lambda: self._ready(""))
+        self.wait_for(lambda: self._alive() and check(), ready_timeout, "/-/ready")
         return self
 
-    def _ready(self) -> bool:
+    def _alive(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
             raise RuntimeError(f"exporter exited with {self.process.returncode}:\n{self.log()}")
+        return True
+
+    def _ready(self, _: str) -> bool:
         try:
             return http(self.url + "/-/ready", timeout=1).status == 200
         except OSError:

@@ -101,8 +101,12 @@ def issue(
     aia_ca_issuers: str | None = None,
     hash_algorithm: SigningHash | None = None,
     path_length: int | None = None,
+    client: bool = False,
 ) -> Issued:
-    """Issue a certificate; `sans` entries that parse as IP addresses become IP SANs."""
+    """Issue a certificate; `sans` entries that parse as IP addresses become IP SANs.
+
+    `client` makes a TLS client certificate (clientAuth) instead of a server one.
+    """
     key = key or new_key(key_kind)
     subject = _name(common_name)
     builder = (
@@ -153,7 +157,12 @@ def issue(
                 ),
                 critical=True,
             )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+                ),
+                False,
+            )
         )
     if sans:
         general: list[x509.GeneralName] = []
