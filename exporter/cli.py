@@ -10,9 +10,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, logs
-from .config import ConfigError, load_config
-from .daemon import DEFAULT_LISTEN_ADDRESS, DEFAULT_PORT, Daemon, parse_listen_address
+from . import __version__
+from .address import DEFAULT_LISTEN_ADDRESS, DEFAULT_PORT, parse_listen_address
 from .engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol, parse_policy
 from .engine.probe import Engine
 from .engine.target import ConfirmMode, ProbeOptions, ProbeTarget
@@ -186,6 +185,9 @@ def _validate_listen_address(text: str) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from . import logs
+    from .daemon import Daemon
+
     problem = _validate_listen_address(args.listen_address)
     if problem:
         print(f"origin-tls-exporter serve: {problem}", file=sys.stderr)
@@ -196,6 +198,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+
     try:
         config = load_config(args.config_file)
     except ConfigError as exc:
@@ -206,6 +210,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from . import logs
+    from .daemon import Daemon
     from .demo.fleet import DemoFleet
 
     problem = _validate_listen_address(args.listen_address)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .address import DEFAULT_LISTEN_ADDRESS, parse_listen_address
 from .config import ConfigError, ExporterConfig, load_config
 from .engine.probe import Engine
 from .metrics import OriginsCollector, SelfMetrics, new_registry
@@ -26,18 +27,7 @@ from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("origin_tls_exporter")
 
-DEFAULT_PORT = 10043
-DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
 SHUTDOWN_GRACE_SECONDS = 5.0
-
-
-def parse_listen_address(text: str) -> tuple[str | None, int]:
-    """`HOST:PORT`, `:PORT` (every interface) or `[V6]:PORT`."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise ValueError(f"listen address {text!r}: expected HOST:PORT or :PORT")
-    host = host.strip("[]")
-    return (host or None), int(port_text)
 
 
 @dataclass
@@ -59,7 +49,7 @@ class Daemon:
         engine = Engine()
         store = ResultStore()
         registry, collector, self_metrics = new_registry(store, config.cipher_series)
-        scheduler = Scheduler(engine, store, self_metrics)
+        scheduler = Scheduler(engine, store, self_metrics, on_result=collector.prepare)
         reload_lock = asyncio.Lock()
 
         async def reload() -> tuple[bool, str]:
@@ -81,7 +71,7 @@ class Daemon:
                 log.info("configuration reloaded", extra={"origins": len(new.origins)})
                 return True, f"configuration reloaded: {len(new.origins)} origins"
 
-        state = WebState(config, store, registry, engine, reload, web_config=web_config)
+        state = WebState(config, store, registry, engine, collector, reload, web_config=web_config)
         tls = web_config.tls.context() if web_config and web_config.tls else None
         self._adopt(config, state, scheduler, collector, self_metrics)
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import ExporterConfig, OriginConfig
@@ -32,6 +33,7 @@ class Scheduler:
     store: ResultStore
     metrics: SelfMetrics
     max_concurrent_probes: int = 32
+    on_result: Callable[[str, ProbeResult], None] | None = None  # e.g. pre-render metrics
     rng: random.Random = field(default_factory=random.Random)
     _tasks: dict[str, tuple[OriginConfig, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
@@ -77,6 +79,8 @@ class Scheduler:
         async with self._slots:
             result = await self._probe(origin)
         self.store.record(origin.name, result)
+        if self.on_result is not None:
+            self.on_result(origin.name, result)
         return result
 
     async def _probe(self, origin: OriginConfig) -> ProbeResult:

@@ -21,7 +21,7 @@ from .engine.catalogue import Protocol, parse_policy
 from .engine.probe import Engine
 from .engine.result import ProbeResult
 from .engine.target import ProbeOptions, ProbeTarget
-from .metrics import Labelled, result_families
+from .metrics import Labelled, OriginsCollector, result_families
 from .report import render_text, result_dict
 from .store import ResultStore
 from .webconfig import WebConfig
@@ -38,6 +38,7 @@ class WebState:
     store: ResultStore
     registry: CollectorRegistry
     engine: Engine
+    origins: OriginsCollector  # rendered apart from `registry`: see OriginsCollector.render
     reload: Reload
     ready: bool = False
     web_config: WebConfig | None = None  # swapped whole on reload, like `config`
@@ -56,6 +57,8 @@ class _ProbeCollector(Collector):
 
 
 def build_app(state: WebState) -> web.Application:
+    from .web_pages import origin_page  # web_pages imports this module: not at the top
+
     app = web.Application(middlewares=[basic_auth])
     app[STATE] = state
     app.router.add_get("/", index)
@@ -66,6 +69,7 @@ def build_app(state: WebState) -> web.Application:
     app.router.add_route("*", "/-/reload", reload)
     app.router.add_get("/api/v1/origins", origins_json)
     app.router.add_get("/api/v1/origins/{name}", origin_json)
+    app.router.add_get("/origin/{name:.+}", origin_page)
     return app
 
 
@@ -90,8 +94,12 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     loop = asyncio.get_running_loop()
     # Rendering a large fleet takes milliseconds: off the event loop so probes keep their pace.
-    body = await loop.run_in_executor(None, generate_latest, state.registry)
+    body = await loop.run_in_executor(None, _render_metrics, state)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _render_metrics(state: WebState) -> bytes:
+    return state.origins.render() + generate_latest(state.registry)
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -199,7 +207,6 @@ async def origin_json(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    from .pages import render_index
+    from .web_pages import index_page  # imports this module: not at the top
 
-    state = request.app[STATE]
-    return web.Response(text=render_index(state.store.snapshot()), content_type="text/html")
+    return await index_page(request)

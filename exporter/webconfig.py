@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ssl
 import threading
@@ -108,7 +109,7 @@ class WebConfig:
         hashed = dict(self.users).get(user)
         if hashed is None:
             # Spend comparable time on unknown users, so they cannot be told apart by timing.
-            bcrypt.checkpw(password.encode(), _DUMMY_HASH)
+            bcrypt.checkpw(password.encode(), _dummy_hash())
             return False
         key = (user, hashlib.sha256(password.encode()).digest())
         with self._lock:
@@ -122,7 +123,9 @@ class WebConfig:
         return cached
 
 
-_DUMMY_HASH = bcrypt.hashpw(b"origin-tls-exporter", bcrypt.gensalt(rounds=10))
+@functools.cache
+def _dummy_hash() -> bytes:
+    return bcrypt.hashpw(b"origin-tls-exporter", bcrypt.gensalt(rounds=10))
 
 
 def load_web_config(path: str | Path) -> WebConfig:
