@@ -93,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_file(serve)
     _daemon_flags(serve, DEFAULT_LISTEN_ADDRESS)
+    serve.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        type=int,
+        default=0,
+        metavar="I",
+        help="this replica's shard, 0..count-1 (0)",
+    )
+    serve.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replicas sharing the configured origins by a stable hash of their name (1)",
+    )
     serve.set_defaults(handler=_serve)
 
     validate = commands.add_parser(
@@ -192,8 +208,15 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"origin-tls-exporter serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from .sharding import Shard
+
+    try:
+        shard = Shard(args.shard_index, args.shard_count)
+    except ValueError as exc:
+        print(f"origin-tls-exporter serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     logs.setup(_log_level(args.log_level), args.log_format)
-    daemon = Daemon(Path(args.config_file), args.listen_address, _web_config_path(args))
+    daemon = Daemon(Path(args.config_file), args.listen_address, _web_config_path(args), shard)
     return asyncio.run(daemon.run())
 
 

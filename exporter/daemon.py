@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from .config import ConfigError, ExporterConfig, load_config
 from .engine.probe import Engine
 from .metrics import OriginsCollector, SelfMetrics, new_registry
 from .scheduler import Scheduler
+from .sharding import Shard
 from .store import ResultStore
 from .web import WebState, build_app
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -35,6 +36,7 @@ class Daemon:
     config_path: Path
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     web_config_path: Path | None = None  # exporter-toolkit web config: TLS, basic auth
+    shard: Shard = field(default_factory=Shard)
     on_listening: Callable[[str], None] | None = None  # told the URL once listening (demo)
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
@@ -49,7 +51,9 @@ class Daemon:
         engine = Engine()
         store = ResultStore()
         registry, collector, self_metrics = new_registry(store, config.cipher_series)
-        scheduler = Scheduler(engine, store, self_metrics, on_result=collector.prepare)
+        scheduler = Scheduler(
+            engine, store, self_metrics, on_result=collector.prepare, shard=self.shard
+        )
         reload_lock = asyncio.Lock()
 
         async def reload() -> tuple[bool, str]:
@@ -126,9 +130,9 @@ class Daemon:
         self_metrics: SelfMetrics,
     ) -> None:
         state.config = config
-        scheduler.apply(config)
+        probed = scheduler.apply(config)
         collector.cipher_series = config.cipher_series
-        self_metrics.reloaded(True, len(config.origins))
+        self_metrics.reloaded(True, probed)
 
 
 def _bound_port(runner: web.AppRunner, fallback: int) -> int:

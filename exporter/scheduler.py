@@ -19,6 +19,7 @@ from .config import ExporterConfig, OriginConfig
 from .engine.probe import Engine
 from .engine.result import ProbeResult
 from .metrics import SelfMetrics
+from .sharding import Shard
 from .store import ResultStore
 
 log = logging.getLogger("origin_tls_exporter.scheduler")
@@ -34,18 +35,23 @@ class Scheduler:
     metrics: SelfMetrics
     max_concurrent_probes: int = 32
     on_result: Callable[[str, ProbeResult], None] | None = None  # e.g. pre-render metrics
+    shard: Shard = field(default_factory=Shard)  # probe only this replica's share of the fleet
     rng: random.Random = field(default_factory=random.Random)
     _tasks: dict[str, tuple[OriginConfig, asyncio.Task[None]]] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
     _crash_logged: set[str] = field(default_factory=set)
 
-    def apply(self, config: ExporterConfig) -> None:
-        """Adopt a configuration: keep unchanged origins' tasks, restart changed, stop removed."""
+    def apply(self, config: ExporterConfig) -> int:
+        """Adopt a configuration: keep unchanged origins' tasks, restart changed, stop removed.
+
+        Returns how many origins this replica probes (its shard of the configuration).
+        """
         if self._slots is None or config.max_concurrent_probes != self.max_concurrent_probes:
             self.max_concurrent_probes = config.max_concurrent_probes
             self._slots = asyncio.Semaphore(self.max_concurrent_probes)
-        self.store.set_origins(config.origins)
-        wanted = {o.name: o for o in config.origins}
+        origins = self.shard.select(config.origins)
+        self.store.set_origins(origins)
+        wanted = {o.name: o for o in origins}
         for name, (origin, task) in list(self._tasks.items()):
             if wanted.get(name) != origin:
                 task.cancel()
@@ -54,6 +60,7 @@ class Scheduler:
             if name not in self._tasks:
                 task = asyncio.create_task(self._loop(origin), name=f"probe {name}")
                 self._tasks[name] = (origin, task)
+        return len(origins)
 
     async def stop(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
