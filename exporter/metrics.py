@@ -299,7 +299,7 @@ class OriginsCollector(Collector):
             for name in set(self._rendered) - live:
                 del self._rendered[name]
             headers = dict(self._headers)
-        info = _exposition([_info_family(snapshot)])
+        info = render_families([_info_family(snapshot)])
         body = [info]
         for family, chunks in families.items():
             body.append(headers[family])
@@ -310,7 +310,7 @@ class OriginsCollector(Collector):
         cached = self._rendered.get(origin)
         if cached is not None and cached[0] is result and cached[1] == self.cipher_series:
             return cached[2]
-        text = _exposition(
+        text = render_families(
             result_families([Labelled({"origin": origin}, result)], ("origin",), self.cipher_series)
         )
         samples = _split_families(text, self._headers)
@@ -343,7 +343,7 @@ class _Families(Collector):
         return iter(self.families)
 
 
-def _exposition(families: list[Metric]) -> bytes:
+def render_families(families: list[Metric]) -> bytes:
     """The client library's own text formatting, for exactly these families."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))

@@ -11,17 +11,16 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
-from .config import ExporterConfig
+from .config import ExporterConfig, config_dict
 from .engine.catalogue import Protocol, parse_policy
 from .engine.probe import Engine
-from .engine.result import ProbeResult
 from .engine.target import ProbeOptions, ProbeTarget
-from .metrics import Labelled, OriginsCollector, result_families
+from .metrics import Labelled, OriginsCollector, render_families, result_families
 from .report import render_text, result_dict
 from .store import ResultStore
 from .webconfig import WebConfig
@@ -47,15 +46,6 @@ class WebState:
 STATE = web.AppKey("state", WebState)
 
 
-class _ProbeCollector(Collector):
-    def __init__(self, result: ProbeResult, cipher_series: bool) -> None:
-        self.result = result
-        self.cipher_series = cipher_series
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        return result_families([Labelled({}, self.result)], (), self.cipher_series)
-
-
 def build_app(state: WebState) -> web.Application:
     from .web_pages import origin_page  # web_pages imports this module: not at the top
 
@@ -70,6 +60,7 @@ def build_app(state: WebState) -> web.Application:
     app.router.add_get("/api/v1/origins", origins_json)
     app.router.add_get("/api/v1/origins/{name}", origin_json)
     app.router.add_get("/origin/{name:.+}", origin_page)
+    app.router.add_get("/config", config_view)
     return app
 
 
@@ -181,11 +172,16 @@ async def probe(request: web.Request) -> web.Response:
         return web.Response(
             text=json.dumps(result_dict(result), indent=2), content_type="application/json"
         )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ProbeCollector(result, state.config.cipher_series))
+    families = result_families([Labelled({}, result)], (), state.config.cipher_series)
     return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=render_families(families), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
+
+
+async def config_view(request: web.Request) -> web.Response:
+    """The running configuration as loaded (defaults applied); it holds no secrets."""
+    text = yaml.safe_dump(config_dict(request.app[STATE].config), sort_keys=False)
+    return web.Response(text=text, content_type="text/plain")
 
 
 async def origins_json(request: web.Request) -> web.Response:

@@ -342,3 +342,19 @@ def test_demo_command_serves_every_cause(tmp_path: Path) -> None:
         page = demo.get("/")
         assert page.status == 200
         assert "missing-intermediate" in page.body
+
+
+def test_config_endpoint_shows_the_running_configuration(
+    daemon: tuple[ExporterProcess, Path], origins: TestOrigins
+) -> None:
+    process, _ = daemon
+    answer = process.get("/config")
+    assert answer.status == 200
+    shown = yaml.safe_load(answer.body)
+    assert [o["name"] for o in shown["origins"]] == list(ORIGINS)
+    good = shown["origins"][0]
+    assert good["host"] == "good.test"
+    assert good["address"] == "127.0.0.1"
+    assert good["interval"] == "2s"
+    assert good["labels"] == {"env": "test"}
+    assert shown["probe_allow"] == ["*.test:*"]
