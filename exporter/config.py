@@ -3,7 +3,8 @@
 Every problem is a `ConfigError` naming the file, the key path (`origins[2].port`,
 `resolve["origin.example.com"]`) and what is wrong, so `validate` and a failed reload tell the
 operator exactly what to fix. Validation stops at the first problem, looking at the top-level
-keys, then defaults, resolve, probe_allow, scheduler, metrics and origins, in that order.
+keys, then defaults, resolve, probe_allow, scheduler, metrics, origins and discovery, in that
+order.
 `config/schema.json` mirrors the structure checked here; `config/example.yml` documents every
 key.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -62,7 +64,15 @@ RESERVED_LABELS = frozenset(
 )
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
-TOP_LEVEL_KEYS = ("defaults", "resolve", "probe_allow", "scheduler", "metrics", "origins")
+TOP_LEVEL_KEYS = (
+    "defaults",
+    "resolve",
+    "probe_allow",
+    "scheduler",
+    "metrics",
+    "origins",
+    "discovery",
+)
 ORIGIN_KEYS = (
     "name",
     "host",
@@ -80,12 +90,20 @@ PER_ORIGIN_ONLY_KEYS = ("name", "host", "sni")
 DEFAULTS_KEYS = tuple(k for k in ORIGIN_KEYS if k not in PER_ORIGIN_ONLY_KEYS)
 SCHEDULER_KEYS = ("max_concurrent_probes",)
 METRICS_KEYS = ("cipher_series",)
-RESERVED_TOP_LEVEL_KEYS = {
-    "discovery": (
-        "not supported yet: discovering origins from CloudFront distributions is planned for a "
-        "later version; list the origins under 'origins' instead"
-    ),
-}
+DISCOVERY_KEYS = ("cloudfront",)
+CLOUDFRONT_DISCOVERY_KEYS = (
+    "refresh_interval",
+    "endpoint_url",
+    "region",
+    "distribution_ids",
+    "tags",
+)
+DEFAULT_REFRESH_INTERVAL = 300.0
+MIN_REFRESH_INTERVAL = 10.0
+"""A refresh reads every distribution (and, with `tags`, makes one ListTagsForResource call per
+distribution): refreshing more often than every 10s would only burn CloudFront API quota."""
+_DISTRIBUTION_ID = re.compile(r"[A-Z0-9]+\Z")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+\Z")
 
 
 class ConfigError(ValueError):
@@ -187,6 +205,37 @@ class OriginConfig:
 
 
 @dataclass(frozen=True)
+class CloudFrontDiscoveryConfig:
+    """`discovery.cloudfront`: which distributions to read, where, and how often.
+
+    Credentials come from boto3's standard chain (environment, shared profile, web identity /
+    IRSA, container or instance role); nothing secret is in the configuration.
+    """
+
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    endpoint_url: str | None = None  # another CloudFront API endpoint (tests, proxies)
+    region: str | None = None  # signing region / partition; default: boto3's, else us-east-1
+    distribution_ids: tuple[str, ...] = ()  # only these distributions; empty: every one
+    tags: tuple[tuple[str, str], ...] = ()  # (key, value), sorted: a distribution needs all
+
+    def same_source(self, other: CloudFrontDiscoveryConfig) -> bool:
+        """True when only the refresh interval differs: the same distributions are meant."""
+        return (self.endpoint_url, self.region, self.distribution_ids, self.tags) == (
+            other.endpoint_url,
+            other.region,
+            other.distribution_ids,
+            other.tags,
+        )
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """The `discovery` section: where origins come from besides `origins`."""
+
+    cloudfront: CloudFrontDiscoveryConfig = field(default_factory=CloudFrontDiscoveryConfig)
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     source: str  # the file path; "<default>" for the built-in empty configuration
     origins: tuple[OriginConfig, ...] = ()
@@ -195,6 +244,7 @@ class ExporterConfig:
     max_concurrent_probes: int = DEFAULT_MAX_CONCURRENT_PROBES
     cipher_series: bool = True
     defaults: OriginDefaults = field(default_factory=OriginDefaults)
+    discovery: DiscoveryConfig | None = None  # None: only the origins listed in the file
 
     def origin(self, name: str) -> OriginConfig | None:
         return self._by_name.get(name)
@@ -666,7 +716,7 @@ class _Parser:
             document = {}
         if not isinstance(document, dict):
             self.fail("(top level)", "must be a mapping")
-        self.keys(document, "", TOP_LEVEL_KEYS, RESERVED_TOP_LEVEL_KEYS)
+        self.keys(document, "", TOP_LEVEL_KEYS)
         defaults = self.defaults(document.get("defaults"))
         resolve = self.resolve(document.get("resolve"))
         probe_allow = self.probe_allow(document.get("probe_allow"))
@@ -685,6 +735,7 @@ class _Parser:
         if "cipher_series" in metrics:
             cipher_series = self.boolean(metrics["cipher_series"], "metrics.cipher_series")
         origins = self.origins(document.get("origins"), defaults, dict(resolve))
+        discovery = self.discovery(document.get("discovery"))
         return ExporterConfig(
             source=self.source,
             origins=origins,
@@ -693,7 +744,114 @@ class _Parser:
             max_concurrent_probes=max_concurrent_probes,
             cipher_series=cipher_series,
             defaults=defaults,
+            discovery=discovery,
         )
+
+    def discovery(self, value: Any) -> DiscoveryConfig | None:
+        """`discovery: {cloudfront: {...}}`; no provider (or null) means no discovery.
+
+        `cloudfront:` with every key below it commented out (null) discovers every distribution
+        with the defaults, like the other sections where null is empty.
+        """
+        data = self.mapping(value, "discovery")
+        self.keys(data, "discovery", DISCOVERY_KEYS)
+        if "cloudfront" not in data:
+            return None
+        return DiscoveryConfig(cloudfront=self.cloudfront(data["cloudfront"]))
+
+    def cloudfront(self, value: Any) -> CloudFrontDiscoveryConfig:
+        path = "discovery.cloudfront"
+        data = self.mapping(value, path)
+        self.keys(data, path, CLOUDFRONT_DISCOVERY_KEYS)
+        refresh_interval = DEFAULT_REFRESH_INTERVAL
+        if "refresh_interval" in data:
+            key_path = f"{path}.refresh_interval"
+            refresh_interval = self.duration(data["refresh_interval"], key_path)
+            if refresh_interval < MIN_REFRESH_INTERVAL:
+                self.fail(
+                    key_path,
+                    f"must be at least {format_duration(MIN_REFRESH_INTERVAL)}, "
+                    f"got {data['refresh_interval']}",
+                )
+        endpoint_url = None
+        if data.get("endpoint_url") is not None:
+            endpoint_url = self.url(data["endpoint_url"], f"{path}.endpoint_url")
+        region = None
+        if data.get("region") is not None:
+            key_path = f"{path}.region"
+            region = self.string(data["region"], key_path).strip()
+            if not _REGION.match(region):
+                self.fail(key_path, f"must be an AWS region such as us-east-1, got {region!r}")
+        distribution_ids: tuple[str, ...] = ()
+        if "distribution_ids" in data:
+            distribution_ids = self.distribution_ids(
+                data["distribution_ids"], f"{path}.distribution_ids"
+            )
+        tags: tuple[tuple[str, str], ...] = ()
+        if "tags" in data:
+            tags = self.tags(data["tags"], f"{path}.tags")
+        return CloudFrontDiscoveryConfig(
+            refresh_interval=refresh_interval,
+            endpoint_url=endpoint_url,
+            region=region,
+            distribution_ids=distribution_ids,
+            tags=tags,
+        )
+
+    def url(self, value: Any, path: str) -> str:
+        text = self.string(value, path).strip()
+        try:
+            parts = urlsplit(text)
+            _ = parts.port  # raises ValueError for a port that is not a number in range
+        except ValueError as exc:
+            self.fail(path, f"must be an http:// or https:// URL, got {text!r} ({exc})")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(path, f"must be an http:// or https:// URL, got {text!r}")
+        return text
+
+    def distribution_ids(self, value: Any, path: str) -> tuple[str, ...]:
+        items = self.sequence(value, path, " of distribution IDs such as [E2QWRUHEXAMPLE]")
+        if not items:
+            self.fail(path, "must not be empty: leave the key out to discover every distribution")
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            text = self.string(item, item_path).strip()
+            if not _DISTRIBUTION_ID.match(text):
+                self.fail(
+                    item_path,
+                    f"must be a CloudFront distribution ID such as E2QWRUHEXAMPLE (capital "
+                    f"letters and digits), got {text!r}",
+                )
+            if text in seen:
+                self.fail(
+                    item_path, f"duplicate distribution ID {text!r} ({path}[{seen[text]}] too)"
+                )
+            seen[text] = index
+        return tuple(seen)
+
+    def tags(self, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+        data = self.mapping(value, path)
+        if not data:
+            self.fail(path, "must not be empty: leave the key out to discover every distribution")
+        tags: dict[str, str] = {}
+        for key, raw in data.items():
+            tag_path = _child(path, key)
+            if not isinstance(key, str) or not key.strip():
+                self.fail(tag_path, f"tag keys must be non-empty strings, got {_describe(key)}")
+            if not isinstance(raw, str):
+                hint = ""
+                if isinstance(raw, bool | int):
+                    hint = f"; quote it: '{_yaml_text(raw)}'"
+                elif isinstance(raw, float):
+                    hint = "; quote it exactly as the tag value is written"
+                self.fail(
+                    tag_path,
+                    f"tag values must be strings (CloudFront compares them as text), "
+                    f"got {_describe(raw)}{hint}",
+                )
+            tags[key] = raw
+        return tuple(sorted(tags.items()))
 
     def defaults(self, value: Any) -> OriginDefaults:
         data = self.mapping(value, "defaults")
@@ -805,3 +963,43 @@ class _Parser:
             address=resolve.get(_host_key(host)),
             labels=tuple(sorted(labels.items())),
         )
+
+
+def config_dict(config: ExporterConfig) -> dict[str, Any]:
+    """The loaded configuration as plain data (defaults applied), for `/config`."""
+
+    def origin_dict(origin: OriginConfig) -> dict[str, Any]:
+        return {
+            "name": origin.name,
+            "host": origin.host,
+            "port": origin.port,
+            "sni": origin.sni,
+            "protocols": [str(p) for p in origin.protocols],
+            "interval": format_duration(origin.interval),
+            "timeout": format_duration(origin.timeout),
+            "ca_file": origin.ca_file,
+            "confirm": str(origin.confirm),
+            "max_connections": origin.max_connections,
+            "address": origin.address,
+            "labels": dict(origin.labels),
+        }
+
+    defaults = config.defaults
+    return {
+        "source": config.source,
+        "defaults": {
+            "port": defaults.port,
+            "protocols": [str(p) for p in defaults.protocols],
+            "interval": format_duration(defaults.interval),
+            "timeout": format_duration(defaults.timeout),
+            "ca_file": defaults.ca_file,
+            "confirm": str(defaults.confirm),
+            "max_connections": defaults.max_connections,
+            "labels": dict(defaults.labels),
+        },
+        "resolve": dict(config.resolve),
+        "probe_allow": list(config.probe_allow),
+        "scheduler": {"max_concurrent_probes": config.max_concurrent_probes},
+        "metrics": {"cipher_series": config.cipher_series},
+        "origins": [origin_dict(o) for o in config.origins],
+    }

@@ -11,13 +11,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
 
 from .address import DEFAULT_LISTEN_ADDRESS, parse_listen_address
-from .config import ConfigError, ExporterConfig, load_config
+from .config import ConfigError, ExporterConfig, OriginConfig, load_config
+from .discovery import DiscoveryRunner, merge
 from .engine.probe import Engine
 from .metrics import OriginsCollector, SelfMetrics, new_registry
 from .scheduler import Scheduler
@@ -54,6 +55,20 @@ class Daemon:
         scheduler = Scheduler(
             engine, store, self_metrics, on_result=collector.prepare, shard=self.shard
         )
+        discovery = DiscoveryRunner(registry)  # its metrics join /metrics through `registry`
+        loaded = [config]  # the file as last loaded: the listed origins only
+
+        def effective() -> ExporterConfig:
+            """The listed origins plus the discovered ones (listed win on a name clash)."""
+            return replace(loaded[0], origins=merge(loaded[0].origins, discovery.origins))
+
+        def on_discovered(_: tuple[OriginConfig, ...]) -> None:
+            current = effective()
+            state.config = current
+            # Not a reload: only the origins gauge changes.
+            self_metrics.origins.set(scheduler.apply(current))
+
+        discovery.on_change = on_discovered
         reload_lock = asyncio.Lock()
 
         async def reload() -> tuple[bool, str]:
@@ -67,7 +82,9 @@ class Daemon:
                         "reload failed, keeping the running configuration", extra={"err": str(exc)}
                     )
                     return False, f"reload failed, keeping the running configuration: {exc}"
-                self._adopt(new, state, scheduler, collector, self_metrics)
+                loaded[0] = new
+                self._adopt(effective(), state, scheduler, collector, self_metrics)
+                await discovery.apply(new)
                 state.web_config = new_web_config
                 if new_web_config is not None and new_web_config.tls is not None and tls:
                     # New connections get the renewed certificate; the socket stays open.
@@ -78,6 +95,7 @@ class Daemon:
         state = WebState(config, store, registry, engine, collector, reload, web_config=web_config)
         tls = web_config.tls.context() if web_config and web_config.tls else None
         self._adopt(config, state, scheduler, collector, self_metrics)
+        await discovery.apply(config)  # waits for the first refresh (at most 20 s)
 
         runner = web.AppRunner(
             build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
@@ -89,6 +107,7 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", extra={"address": self.listen_address, "err": str(exc)})
             await runner.cleanup()
+            await discovery.stop()
             await scheduler.stop()
             return 1
         bound = _bound_port(runner, port)
@@ -96,7 +115,11 @@ class Daemon:
         url = f"{scheme}://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
         log.info(
             "listening",
-            extra={"address": f"{host or ''}:{bound}", "url": url, "origins": len(config.origins)},
+            extra={
+                "address": f"{host or ''}:{bound}",
+                "url": url,
+                "origins": len(state.config.origins),
+            },
         )
         if self.on_listening is not None:
             self.on_listening(url)
@@ -114,6 +137,7 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             log.info("shutting down")
             state.ready = False
+            await discovery.stop()
             await scheduler.stop()
             await runner.cleanup()
         return 0
