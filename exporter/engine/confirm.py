@@ -21,8 +21,9 @@ from tlslite import HandshakeSettings, TLSConnection
 from tlslite.errors import TLSError
 
 from .catalogue import CipherSuite, Protocol
-from .errors import ProbeTimeout
-from .net import Endpoint, describe_os_error, is_ip_literal
+from .errors import BudgetExceeded, ProbeTimeout, ProtocolViolation
+from .hello import MAX_BYTES_PER_CONNECTION
+from .net import Endpoint, describe_os_error, sni_name
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ async def _confirm_with_ssl(
     suite: CipherSuite,
     context: ssl.SSLContext,
 ) -> Confirmation:
-    hostname = server_name if server_name and not is_ip_literal(server_name) else ""
+    # OpenSSL bounds what it reads in a handshake itself (at most 100 KiB of certificates, 16 KiB
+    # records), and the timeout bounds how long: its bytes are not charged to the budget.
+    hostname = sni_name(server_name) or ""
     async with endpoint.slot():
         try:
             async with asyncio.timeout(endpoint.timeout):
@@ -185,7 +188,7 @@ async def _confirm_with_tlslite(
     settings.minKeySize = 512
     settings.useEncryptThenMAC = False
     settings.useExtendedMasterSecret = protocol is not Protocol.SSLv3
-    sni = server_name if server_name and not is_ip_literal(server_name) else None
+    sni = sni_name(server_name)
     loop = asyncio.get_running_loop()
     async with endpoint.slot():
         family = socket.AF_INET6 if ":" in endpoint.address else socket.AF_INET
@@ -194,7 +197,7 @@ async def _confirm_with_tlslite(
         try:
             async with asyncio.timeout(endpoint.timeout):
                 await loop.sock_connect(sock, (endpoint.address, endpoint.port))
-                connection = TLSConnection(sock)
+                connection = TLSConnection(_MeteredSocket(sock, endpoint))
                 handshake = connection.handshakeClientCert(
                     settings=settings, serverName=sni, async_=True
                 )
@@ -204,6 +207,10 @@ async def _confirm_with_tlslite(
             raise ProbeTimeout(
                 f"{protocol} handshake with {suite.name} to {endpoint.display} timed out"
             ) from None
+        except BudgetExceeded:
+            raise
+        except ProtocolViolation as exc:
+            return Confirmation(protocol, suite, False, "tlslite", str(exc))
         except TLSError as exc:
             return Confirmation(protocol, suite, False, "tlslite", _tlslite_reason(exc))
         except OSError as exc:
@@ -218,6 +225,32 @@ async def _confirm_with_tlslite(
             protocol, suite, False, "tlslite", f"negotiated {negotiated} instead of {suite.name}"
         )
     return Confirmation(protocol, suite, True, "tlslite")
+
+
+class _MeteredSocket:
+    """The socket tlslite-ng reads from, with every byte charged to the probe's budget.
+
+    tlslite-ng reassembles a handshake message of any announced size (up to 16 MiB); this caps
+    what one connection may send, as the raw hello reader does, so its memory stays bounded.
+    """
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        self._sock = sock
+        self._endpoint = endpoint
+        self._received = 0
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self._received += len(data)
+        self._endpoint.charge(len(data))
+        if self._received > MAX_BYTES_PER_CONNECTION:
+            raise ProtocolViolation(
+                f"the server sent more than {MAX_BYTES_PER_CONNECTION} bytes on one connection"
+            )
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 async def _drive(

@@ -35,3 +35,7 @@ class ProtocolViolation(EngineError):
     """The peer speaks TLS but sent something malformed or beyond the engine's limits."""
 
     reason = "handshake_failed"
+
+
+class BudgetExceeded(ProtocolViolation):
+    """The origin sent more bytes in one probe than the probe's budget: the probe stops."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tlslite.constants import (
     TLS_1_3_HRR,
     AlertDescription,
+    AlertLevel,
     ContentType,
     ECPointFormat,
     ExtensionType,
@@ -37,13 +39,15 @@ from tlslite.messages import ClientHello, ServerHello
 from tlslite.utils.codec import DecodeError, Parser
 
 from .catalogue import EMPTY_RENEGOTIATION_INFO_SCSV, Protocol
-from .errors import NotTLSError, ProbeTimeout, ProtocolViolation
-from .net import Endpoint, is_ip_literal
+from .errors import ConnectError, NotTLSError, ProbeTimeout, ProtocolViolation
+from .net import Endpoint, describe_os_error, sni_name
 
 MAX_RECORD_LENGTH = 2**14 + 2048
 MAX_HANDSHAKE_MESSAGE = 256 * 1024
 MAX_BYTES_PER_CONNECTION = 1024 * 1024
 MAX_CERTIFICATES = 16
+MAX_WARNING_ALERTS = 5  # OpenSSL's limit on warning alerts in a row
+MAX_EMPTY_RECORDS = 32  # OpenSSL's limit on empty records in a row
 
 
 class ReadUntil(Enum):
@@ -87,8 +91,9 @@ class HelloSpec:
 
     def _extensions(self) -> list[object]:
         extensions: list[object] = []
-        if self.server_name and not is_ip_literal(self.server_name):
-            extensions.append(SNIExtension().create(bytearray(self.server_name, "ascii")))
+        name = sni_name(self.server_name)
+        if name is not None:
+            extensions.append(SNIExtension().create(bytearray(name, "ascii")))
         if self.groups:
             extensions.append(SupportedGroupsExtension().create(list(self.groups)))
             extensions.append(ECPointFormatsExtension().create([ECPointFormat.uncompressed]))
@@ -140,89 +145,183 @@ HelloAnswer = ServerHelloInfo | Refusal
 
 
 async def exchange_hello(endpoint: Endpoint, spec: HelloSpec) -> HelloAnswer:
-    """Send `spec` on a fresh connection and read as much of the answer as it asks for."""
+    """Send `spec` on a fresh connection and read as much of the answer as it asks for.
+
+    The connection's `endpoint.timeout` bounds the whole exchange (write, then every byte of the
+    answer), not each read: a server trickling its flight a byte at a time costs one timeout.
+    Every byte read is charged to the probe's byte budget on `endpoint`.
+    """
+    hello = spec.encode()
     async with endpoint.connect() as (reader, writer):
+        flight = FlightParser(spec.read_until)
         try:
             async with asyncio.timeout(endpoint.timeout):
-                writer.write(spec.encode())
+                writer.write(hello)
                 await writer.drain()
-                return await _read_answer(reader, spec)
+                return await read_answer(reader, flight, endpoint.charge)
         except TimeoutError:
             raise ProbeTimeout(
                 f"no complete answer from {endpoint.display} within {endpoint.timeout:g}s"
             ) from None
-        except ConnectionResetError:
+        except ConnectionError:  # reset, aborted, broken pipe: the server dropped us
             return Refusal("reset")
-        except (BrokenPipeError, ConnectionAbortedError):
-            return Refusal("reset")
+        except OSError as exc:
+            raise ConnectError(
+                f"connection to {endpoint.display} failed: {describe_os_error(exc)}"
+            ) from None
+        finally:
+            if flight.tls_seen:
+                endpoint.tls_seen = True
 
 
-async def _read_answer(reader: asyncio.StreamReader, spec: HelloSpec) -> HelloAnswer:
-    handshake = bytearray()
-    total = 0
-    hello: ServerHelloInfo | None = None
-    certificates: tuple[bytes, ...] = ()
-    group: int | None = None
+READ_CHUNK = 16 * 1024
+
+
+async def read_answer(
+    reader: asyncio.StreamReader,
+    flight: FlightParser,
+    charge: Callable[[int], None] | None = None,
+) -> HelloAnswer:
+    """Feed `flight` from `reader` until it has an answer; `charge` is told every byte count."""
     while True:
-        try:
-            header = await reader.readexactly(5)
-        except asyncio.IncompleteReadError as exc:
-            if hello is not None:
-                raise ProtocolViolation("connection closed in the server's first flight") from None
-            if exc.partial and not _looks_like_tls(exc.partial):
-                raise NotTLSError(f"the answer is not TLS: {bytes(exc.partial)!r}") from None
-            return Refusal("closed")
-        content_type, major, length = header[0], header[1], int.from_bytes(header[3:5], "big")
-        if content_type not in (20, 21, 22, 23) or major != 3:
-            if total == 0:
-                raise NotTLSError(f"the answer is not TLS: it starts with {header!r}")
-            raise ProtocolViolation(f"invalid TLS record header {header.hex()}")
-        if length > MAX_RECORD_LENGTH:
-            raise ProtocolViolation(f"TLS record of {length} bytes exceeds the maximum")
-        total += 5 + length
-        if total > MAX_BYTES_PER_CONNECTION:
-            raise ProtocolViolation(f"server sent more than {MAX_BYTES_PER_CONNECTION} bytes")
-        try:
-            payload = await reader.readexactly(length)
-        except asyncio.IncompleteReadError:
-            if hello is None:
-                return Refusal("closed")
-            raise ProtocolViolation("connection closed in the server's first flight") from None
+        data = await reader.read(READ_CHUNK)
+        if not data:
+            return flight.feed_eof()
+        if charge is not None:
+            charge(len(data))
+        answer = flight.feed(data)
+        if answer is not None:
+            return answer
+
+
+def parse_answer(data: bytes, read_until: ReadUntil = ReadUntil.SERVER_HELLO_DONE) -> HelloAnswer:
+    """The answer `data` makes when the server sends it and then closes (tests and fuzzing)."""
+    flight = FlightParser(read_until)
+    return flight.feed(data) or flight.feed_eof()
+
+
+class FlightParser:
+    """The server's first flight, parsed as its bytes arrive; no I/O, so it can be fuzzed.
+
+    `feed` returns the answer once it is complete (None while more is needed); `feed_eof` says
+    what a close at this point means. Both raise only `NotTLSError` (the first bytes are not a
+    TLS record) or `ProtocolViolation` (TLS, but malformed or beyond a limit). Memory is bounded:
+    at most one record beyond the limits below is ever buffered.
+    """
+
+    def __init__(self, read_until: ReadUntil = ReadUntil.SERVER_HELLO_DONE) -> None:
+        self.read_until = read_until
+        self.received = 0  # bytes fed so far
+        self.tls_seen = False  # a valid TLS record header arrived
+        self._records = bytearray()  # bytes not yet split into records
+        self._handshake = bytearray()  # handshake bytes not yet split into messages
+        self._hello: ServerHelloInfo | None = None
+        self._certificates: tuple[bytes, ...] = ()
+        self._group: int | None = None
+        self._warnings = 0
+        self._empty = 0
+
+    def feed(self, data: bytes) -> HelloAnswer | None:
+        self.received += len(data)
+        if self.received > MAX_BYTES_PER_CONNECTION:
+            raise ProtocolViolation(
+                f"the server sent more than {MAX_BYTES_PER_CONNECTION} bytes on one connection"
+            )
+        self._records += data
+        while len(self._records) >= 5:
+            header = bytes(self._records[:5])
+            content_type, major, length = header[0], header[1], int.from_bytes(header[3:5], "big")
+            if content_type not in _RECORD_TYPES or major != 3:
+                if not self.tls_seen:
+                    raise NotTLSError(f"the answer is not TLS: it starts with {header!r}")
+                raise ProtocolViolation(f"invalid TLS record header {header.hex()}")
+            if length > MAX_RECORD_LENGTH:
+                raise ProtocolViolation(
+                    f"TLS record of {length} bytes exceeds the {MAX_RECORD_LENGTH}-byte maximum"
+                )
+            self.tls_seen = True
+            if len(self._records) < 5 + length:
+                return None
+            payload = bytes(self._records[5 : 5 + length])
+            del self._records[: 5 + length]
+            self._empty = self._empty + 1 if not payload else 0
+            if self._empty >= MAX_EMPTY_RECORDS:
+                raise ProtocolViolation(f"{self._empty} empty TLS records in a row")
+            answer = self._record(content_type, payload)
+            if answer is not None:
+                return answer
+        return None
+
+    def feed_eof(self) -> HelloAnswer:
+        if self._hello is not None:
+            raise ProtocolViolation("connection closed in the server's first flight")
+        if self._records and not self.tls_seen and not _looks_like_tls(self._records):
+            raise NotTLSError(f"the answer is not TLS: {bytes(self._records[:16])!r}")
+        return Refusal("closed")
+
+    def _record(self, content_type: int, payload: bytes) -> HelloAnswer | None:
         if content_type == ContentType.alert:
             if len(payload) < 2:
                 raise ProtocolViolation("truncated alert record")
-            return Refusal("alert", payload[1])
+            level, description = payload[0], payload[1]
+            if level == AlertLevel.warning and description != AlertDescription.close_notify:
+                # TLS 1.2 clients (OpenSSL, so CloudFront) go on after a warning such as
+                # unrecognized_name, and give up after a few in a row.
+                self._warnings += 1
+                if self._warnings >= MAX_WARNING_ALERTS:
+                    raise ProtocolViolation(f"{self._warnings} warning alerts in a row")
+                return None
+            return Refusal("alert", description)
         if content_type != ContentType.handshake:
             raise ProtocolViolation(f"unexpected record type {content_type} before ServerHello")
-        handshake += payload
-        for msg_type, message in _split_messages(handshake):
-            if hello is None:
-                if msg_type != HandshakeType.server_hello:
-                    raise ProtocolViolation(f"expected ServerHello, got handshake type {msg_type}")
-                hello = _parse_server_hello(message)
-                if (
-                    spec.read_until is ReadUntil.SERVER_HELLO
-                    or hello.hello_retry
-                    or hello.protocol is Protocol.TLSv1_3
-                ):
-                    return hello
-            elif msg_type == HandshakeType.certificate:
-                certificates = _parse_certificate_list(message)
-            elif msg_type == HandshakeType.server_key_exchange:
-                group = _named_curve(message)
-            elif msg_type == HandshakeType.server_hello_done:
-                return ServerHelloInfo(
-                    hello.protocol, hello.wire_version, hello.suite, group, certificates
-                )
+        self._warnings = 0
+        self._handshake += payload
+        for msg_type, message in _split_messages(self._handshake):
+            answer = self._message(msg_type, message)
+            if answer is not None:
+                return answer
+        return None
+
+    def _message(self, msg_type: int, message: bytes) -> HelloAnswer | None:
+        hello = self._hello
+        if hello is None:
+            if msg_type != HandshakeType.server_hello:
+                raise ProtocolViolation(f"expected ServerHello, got handshake type {msg_type}")
+            hello = self._hello = _parse_server_hello(message)
+            if (
+                self.read_until is ReadUntil.SERVER_HELLO
+                or hello.hello_retry
+                or hello.protocol is Protocol.TLSv1_3
+            ):
+                return hello
+        elif msg_type == HandshakeType.certificate:
+            self._certificates = _parse_certificate_list(message)
+        elif msg_type == HandshakeType.server_key_exchange:
+            self._group = _named_curve(message)
+        elif msg_type == HandshakeType.server_hello_done:
+            return replace(hello, group=self._group, certificates=self._certificates)
+        return None
 
 
-def _looks_like_tls(partial: bytes) -> bool:
+_RECORD_TYPES = (
+    ContentType.change_cipher_spec,
+    ContentType.alert,
+    ContentType.handshake,
+    ContentType.application_data,
+)
+
+
+def _looks_like_tls(partial: bytes | bytearray) -> bool:
     """A truncated header can still be told from a plain-text answer by its first bytes."""
-    return partial[0] in (20, 21, 22, 23) and (len(partial) < 2 or partial[1] == 3)
+    return partial[0] in _RECORD_TYPES and (len(partial) < 2 or partial[1] == 3)
 
 
 def _split_messages(buffer: bytearray) -> list[tuple[int, bytes]]:
-    """Pop every complete handshake message (type, body-with-length) off `buffer`."""
+    """Pop every complete handshake message (type, body-with-length) off `buffer`.
+
+    The announced length is checked as soon as the 4-byte header is there, so a message that
+    claims megabytes fails at once instead of being buffered.
+    """
     messages = []
     while len(buffer) >= 4:
         length = int.from_bytes(buffer[1:4], "big")
@@ -238,25 +337,39 @@ def _split_messages(buffer: bytearray) -> list[tuple[int, bytes]]:
 
 
 def _parse_server_hello(message: bytes) -> ServerHelloInfo:
+    # tlslite-ng reports malformed input with many exception types (DecodeError, SyntaxError,
+    # TLSInternalError for duplicate extensions, ValueError, ...); for bytes a server sent, every
+    # one of them means the same thing.
     try:
         hello = ServerHello().parse(Parser(bytearray(message)))
-    except (DecodeError, AssertionError, ValueError, IndexError, TypeError) as exc:
-        raise ProtocolViolation(f"malformed ServerHello: {exc}") from None
-    wire = tuple(hello.server_version)
-    group = None
-    versions = hello.getExtension(ExtensionType.supported_versions)
-    if versions is not None and getattr(versions, "version", None):
-        wire = tuple(versions.version)
-    key_share = hello.getExtension(ExtensionType.key_share)
-    if key_share is not None:
-        server_share = getattr(key_share, "server_share", None)
-        group = getattr(server_share, "group", None) or getattr(key_share, "selected_group", None)
+        types = [extension.extType for extension in hello.extensions or ()]
+        if len(types) != len(set(types)):
+            # RFC 5246 7.4.1.4 and RFC 8446 4.2: OpenSSL refuses such a ServerHello too.
+            raise ProtocolViolation("malformed ServerHello: an extension appears twice")
+        wire = tuple(hello.server_version)
+        group = None
+        versions = hello.getExtension(ExtensionType.supported_versions)
+        if versions is not None and getattr(versions, "version", None):
+            wire = tuple(versions.version)
+        key_share = hello.getExtension(ExtensionType.key_share)
+        if key_share is not None:
+            server_share = getattr(key_share, "server_share", None)
+            group = getattr(server_share, "group", None) or getattr(
+                key_share, "selected_group", None
+            )
+        major, minor = int(wire[0]), int(wire[1])
+        suite = int(hello.cipher_suite)
+        retry = hello.random == TLS_1_3_HRR
+    except ProtocolViolation:
+        raise
+    except Exception as exc:
+        raise ProtocolViolation(f"malformed ServerHello: {type(exc).__name__}: {exc}") from None
     return ServerHelloInfo(
-        protocol=Protocol.from_wire((wire[0], wire[1])),
-        wire_version=(wire[0], wire[1]),
-        suite=hello.cipher_suite,
-        group=group,
-        hello_retry=hello.random == TLS_1_3_HRR,
+        protocol=Protocol.from_wire((major, minor)),
+        wire_version=(major, minor),
+        suite=suite,
+        group=group if isinstance(group, int) else None,
+        hello_retry=retry,
     )
 
 

@@ -1,7 +1,8 @@
 """Name resolution and bounded TCP connections to one origin.
 
 Every connection a probe makes goes through one `Endpoint`, so the per-origin connection limit,
-the per-connection timeout and the connection count are enforced in one place.
+the per-connection timeout, the connection count and the probe's byte budget are enforced in one
+place. One probe makes one `Endpoint`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from .errors import ConnectError, ProbeTimeout, ResolveError
+import idna
+
+from .errors import BudgetExceeded, ConnectError, ProbeTimeout, ResolveError
+
+MAX_BYTES_PER_PROBE = 8 * 1024 * 1024
+"""Bytes one probe reads from an origin over all its connections (see docs/limits.md)."""
 
 
 def is_ip_literal(host: str) -> bool:
@@ -25,16 +31,43 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
-async def resolve(host: str, port: int, override: str | None = None) -> str:
-    """The address CloudFront would connect to; `override` plays the role of curl's --resolve."""
+MAX_NAME_LENGTH = 253
+
+
+def sni_name(name: str | None) -> str | None:
+    """The server name CloudFront sends for `name`: None for an IP literal (RFC 6066), an
+    internationalised name as A-labels. Raises ResolveError for a name no DNS could hold."""
+    if not name or is_ip_literal(name):
+        return None
+    ascii_name = name
+    if not name.isascii():
+        try:
+            ascii_name = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError) as exc:
+            raise ResolveError(f"{name!r} is not a valid DNS name: {exc}") from None
+    if len(ascii_name.removesuffix(".")) > MAX_NAME_LENGTH:
+        raise ResolveError(f"{name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters")
+    return ascii_name
+
+
+async def resolve(
+    host: str, port: int, override: str | None = None, wait: float | None = None
+) -> str:
+    """The address CloudFront would connect to; `override` plays the role of curl's --resolve.
+
+    `wait` bounds the lookup; a resolver that does not answer in time is a DNS failure.
+    """
     if override:
         return override
     if is_ip_literal(host):
         return host.strip("[]")
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        async with asyncio.timeout(wait):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise ResolveError(f"cannot resolve {host!r}: no answer within {wait:g}s") from None
+    except (OSError, UnicodeError, ValueError) as exc:  # gaierror; a NUL or overlong label
         raise ResolveError(f"cannot resolve {host!r}: {exc}") from None
     if not infos:
         raise ResolveError(f"cannot resolve {host!r}: no addresses")
@@ -51,7 +84,10 @@ class Endpoint:
     port: int
     timeout: float
     max_connections: int = 4
+    max_bytes: int = MAX_BYTES_PER_PROBE
     connections_opened: int = 0
+    bytes_read: int = 0  # charged by every reader, over all connections
+    tls_seen: bool = False  # some connection got a valid TLS record header back
     _slots: asyncio.Semaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +97,14 @@ class Endpoint:
     def display(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{host}:{self.port}"
+
+    def charge(self, size: int) -> None:
+        """Count `size` bytes read from the origin; past the budget the whole probe stops."""
+        self.bytes_read += size
+        if self.bytes_read > self.max_bytes:
+            raise BudgetExceeded(
+                f"{self.display} sent more than {self.max_bytes} bytes in one probe"
+            )
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

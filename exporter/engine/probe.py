@@ -12,8 +12,9 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from tlslite.constants import CipherSuite as TlsliteSuites
 
@@ -30,13 +31,15 @@ from .certs import CertificateParseError
 from .chain import ChainAnalysis, ChainStatus, TrustStore, analyse_chain
 from .confirm import Confirmation, HandshakeConfirmer
 from .enumeration import Enumeration, cloudfront_spec, enumerate_protocol
-from .errors import EngineError
+from .errors import BudgetExceeded, ConnectError, EngineError
 from .hello import HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
 from .names import NameMatch, match_name
 from .net import Endpoint, resolve
 from .result import Negotiation, ProbeResult, ProtocolResult, SuiteResult
 from .target import ConfirmMode, ProbeOptions, ProbeTarget
 from .verdict import FailureReason
+
+_T = TypeVar("_T")
 
 _CHAIN_REASONS = {
     ChainStatus.MISSING_INTERMEDIATE: FailureReason.MISSING_INTERMEDIATE,
@@ -111,8 +114,14 @@ class Engine:
     ) -> None:
         catalogue = self.catalogue
         name = target.server_name
-        state.address = await resolve(target.host, target.port, target.address)
-        endpoint = Endpoint(state.address, target.port, options.timeout, options.max_connections)
+        state.address = await resolve(target.host, target.port, target.address, options.timeout)
+        endpoint = Endpoint(
+            state.address,
+            target.port,
+            options.timeout,
+            options.max_connections,
+            max_bytes=options.max_bytes,
+        )
         state.endpoint = endpoint
         log(f"resolved {target.host} to {state.address}; SNI {name or '(none)'}")
 
@@ -126,9 +135,16 @@ class Engine:
         log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
 
         protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
-        enumerations = await asyncio.gather(
-            *(_enumerate(endpoint, catalogue, p, name, log) for p in protocols)
+        enumerations = await _all(
+            [_enumerate(endpoint, catalogue, p, name, log) for p in protocols]
         )
+        if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
+            # Not one TLS byte on any connection, whatever was offered: something accepts TCP
+            # (a port forwarder with nothing behind it, a firewall) but no TLS server answers.
+            raise ConnectError(
+                f"{endpoint.display} accepts TCP connections but {hello.describe()} on every "
+                "ClientHello, without sending a single TLS record"
+            )
 
         negotiated = _negotiated(hello, policy, catalogue)
         to_confirm: list[tuple[Protocol, CipherSuite]] = []
@@ -148,7 +164,11 @@ class Engine:
         )
         confirmations = []
         for (protocol, suite), outcome in zip(unique, outcomes, strict=True):
-            if isinstance(outcome, EngineError) and (protocol, suite) != negotiated:
+            if (
+                isinstance(outcome, EngineError)
+                and not isinstance(outcome, BudgetExceeded)
+                and (protocol, suite) != negotiated
+            ):
                 # A matrix entry that times out is not accepted; the probe goes on.
                 outcome = Confirmation(protocol, suite, False, "-", str(outcome))
             elif isinstance(outcome, BaseException):
@@ -214,7 +234,14 @@ class _ProbeState:
         negotiation = self.negotiation
         if negotiation is None or not negotiation.completed:
             in_policy = [p for p in self.protocols if p.in_policy]
-            if not any(p.spoken for p in in_policy):
+            if negotiation is not None and any(
+                p.protocol is negotiation.protocol for p in in_policy
+            ):
+                # The server answered CloudFront's own hello with a protocol in the policy,
+                # and still the handshake cannot complete (a suite CloudFront did not offer,
+                # or the confirmation failed): whatever the other hellos say.
+                reasons.append(FailureReason.HANDSHAKE_FAILED)
+            elif not any(p.spoken for p in in_policy):
                 reasons.append(FailureReason.NO_COMMON_PROTOCOL)
             elif not any(p.picked for p in in_policy):
                 reasons.append(FailureReason.NO_COMMON_CIPHER)
@@ -235,9 +262,27 @@ async def _enumerate(
     """One protocol's enumeration; a server misbehaving on it does not cost the others."""
     try:
         return await enumerate_protocol(endpoint, catalogue, protocol, name, log)
+    except BudgetExceeded:
+        raise
     except EngineError as exc:
         log(f"{protocol}: enumeration stopped: {exc}")
         return ProtocolResult(protocol, False, None, error=str(exc))
+
+
+async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
+    """`asyncio.gather`, except that the first exception cancels (and awaits) the others.
+
+    A bug in one enumeration must not leave its siblings running, holding connections to the
+    origin after the probe has returned.
+    """
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _describe(answer: ServerHelloInfo | Refusal) -> str:
@@ -331,7 +376,13 @@ async def _fetch_certificates(
         BROAD_SIGNATURE_SCHEMES,
         ReadUntil.SERVER_HELLO_DONE,
     )
-    answer = await exchange_hello(endpoint, spec)
+    try:
+        answer = await exchange_hello(endpoint, spec)
+    except BudgetExceeded:
+        raise
+    except EngineError as exc:  # facts only: the verdict is already known
+        log(f"certificates: broad {spoken[-1]} offer failed: {exc}")
+        return ()
     if isinstance(answer, ServerHelloInfo) and answer.certificates:
         log(f"certificates fetched with a broad {spoken[-1]} offer")
         return answer.certificates

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .catalogue import CLOUDFRONT_PROTOCOLS, Protocol
-from .net import is_ip_literal
+from .net import MAX_BYTES_PER_PROBE, is_ip_literal
 
 
 class ConfirmMode(StrEnum):
@@ -91,3 +91,4 @@ class ProbeOptions:
     max_connections: int = 4  # at once, to this origin
     confirm: ConfirmMode = ConfirmMode.ALL
     tls13: bool = True  # also probe TLSv1.3, for information only
+    max_bytes: int = MAX_BYTES_PER_PROBE  # read from the origin, over all connections
