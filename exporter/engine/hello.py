@@ -47,7 +47,7 @@ MAX_HANDSHAKE_MESSAGE = 256 * 1024
 MAX_BYTES_PER_CONNECTION = 1024 * 1024
 MAX_CERTIFICATES = 16
 MAX_WARNING_ALERTS = 5  # OpenSSL's limit on warning alerts in a row
-MAX_EMPTY_RECORDS = 32  # OpenSSL's limit on empty records in a row
+MAX_EMPTY_RECORDS = 32  # OpenSSL tolerates this many empty records in a row, not one more
 
 
 class ReadUntil(Enum):
@@ -245,7 +245,7 @@ class FlightParser:
             payload = bytes(self._records[5 : 5 + length])
             del self._records[: 5 + length]
             self._empty = self._empty + 1 if not payload else 0
-            if self._empty >= MAX_EMPTY_RECORDS:
+            if self._empty > MAX_EMPTY_RECORDS:
                 raise ProtocolViolation(f"{self._empty} empty TLS records in a row")
             answer = self._record(content_type, payload)
             if answer is not None:
