@@ -428,6 +428,8 @@ def _load_yaml(text: str, source: str) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, "(yaml)", str(exc)) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError(source, "(yaml)", "collections nested too deeply") from None
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -632,7 +634,12 @@ class _Parser:
         if value is None:
             return None
         text = self.string(value, path)
-        resolved = Path(text).expanduser()
+        if "\0" in text:
+            self.fail(path, f"{text!r} is not a file name: it contains a NUL character")
+        try:
+            resolved = Path(text).expanduser()
+        except RuntimeError as exc:  # ~user with no such user
+            self.fail(path, f"cannot expand {text!r}: {exc}")
         if not resolved.is_absolute():
             resolved = self.base_dir / resolved
         absolute = os.path.abspath(resolved)
