@@ -39,7 +39,7 @@ DEFAULT_PROTOCOLS: tuple[Protocol, ...] = (Protocol.TLSv1, Protocol.TLSv1_1, Pro
 """The policy CloudFront's console proposes for a new custom origin."""
 DEFAULT_INTERVAL = 60.0
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_CONNECTIONS = 4
+DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_MAX_CONCURRENT_PROBES = 32
 MIN_INTERVAL = 1.0
 MIN_DEADLINE = 30.0

@@ -296,7 +296,7 @@ def test_built_in_defaults() -> None:
     )
     assert (origin.interval, origin.timeout) == (60.0, 10.0)
     assert origin.confirm is ConfirmMode.ALL
-    assert origin.max_connections == 4
+    assert origin.max_connections == 8
     assert origin.sni is None
     assert origin.ca_file is None
     assert origin.address is None

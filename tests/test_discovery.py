@@ -459,7 +459,7 @@ def test_discovered_origins_get_defaults_resolve_and_labels(
         timeout=3.0,
         ca_file=origins.ca_file,
         confirm=ConfirmMode.NEGOTIATED,
-        max_connections=4,
+        max_connections=8,
         address="127.0.0.1",
         labels=(
             ("aliases", "2"),

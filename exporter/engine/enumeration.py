@@ -49,7 +49,10 @@ async def enumerate_protocol(
     protocol: Protocol,
     server_name: str | None,
     log: Log,
+    on_pick: Callable[[CipherSuite], None] | None = None,
 ) -> Enumeration:
+    """`on_pick` is told each suite as soon as the server picks it, so that its confirmation can
+    start while the rest of the chain goes on."""
     remaining = list(catalogue.suites_for(protocol))
     picked: list[CipherSuite] = []
     refusal: str | None = None
@@ -75,6 +78,8 @@ async def enumerate_protocol(
         log(f"{protocol}: offered {len(offer)} suites: server picked {chosen.name}")
         picked.append(chosen)
         remaining.remove(chosen)
+        if on_pick is not None:
+            on_pick(chosen)
     if picked:
         return Enumeration(protocol, True, tuple(picked), refusal)
     if protocol is Protocol.TLSv1_3:

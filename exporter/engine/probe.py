@@ -2,8 +2,9 @@
 
 Order of work, chosen for round trips: resolve; make CloudFront's own hello (it doubles as the
 connectivity check, and brings the certificates); then enumerate every protocol concurrently,
-within the origin's connection limit; confirm the picked suites with complete handshakes; analyse
-the chain and the name. Nothing here knows about Prometheus or HTTP.
+confirming each picked suite with a complete handshake as soon as it is picked (pipelined, all
+within the origin's connection limit); analyse the chain and the name. Nothing here knows about
+Prometheus or HTTP.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -134,34 +135,53 @@ class Engine:
         )
         log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
 
-        protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
-        enumerations = await _all(
-            [_enumerate(endpoint, catalogue, p, name, log) for p in protocols]
-        )
-        if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
-            # Not one TLS byte on any connection, whatever was offered: something accepts TCP
-            # (a port forwarder with nothing behind it, a firewall) but no TLS server answers.
-            raise ConnectError(
-                f"{endpoint.display} accepts TCP connections but {hello.describe()} on every "
-                "ClientHello, without sending a single TLS record"
-            )
-
         negotiated = _negotiated(hello, policy, catalogue)
-        to_confirm: list[tuple[Protocol, CipherSuite]] = []
-        if negotiated is not None:
-            to_confirm.append(negotiated)
-        if options.confirm is ConfirmMode.ALL:
-            to_confirm += [
-                (e.protocol, s)
-                for e in enumerations
-                if isinstance(e, Enumeration) and e.protocol.cloudfront
-                for s in e.picked
-            ]
-        unique = list(dict.fromkeys(to_confirm))
-        outcomes = await asyncio.gather(
-            *(self.confirmer.confirm(endpoint, name, p, s) for p, s in unique),
-            return_exceptions=True,
-        )
+        protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
+        # Pipelined: each confirmation starts as soon as its suite is known (CloudFront's pick
+        # now, every other one the moment its enumeration step answers) instead of after the
+        # last enumeration; all of them share the origin's connection limit.
+        pending = _Confirmations(self.confirmer, endpoint, name)
+        try:
+            if negotiated is not None:
+                pending.start(*negotiated)
+            enumerations = await _all(
+                [
+                    _enumerate(
+                        endpoint,
+                        catalogue,
+                        p,
+                        name,
+                        log,
+                        pending.starter(p)
+                        if options.confirm is ConfirmMode.ALL and p.cloudfront
+                        else None,
+                    )
+                    for p in protocols
+                ]
+            )
+            if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
+                # Not one TLS byte on any connection, whatever was offered: something accepts
+                # TCP (a port forwarder with nothing behind it, a firewall) but no TLS server
+                # answers.
+                raise ConnectError(
+                    f"{endpoint.display} accepts TCP connections but {hello.describe()} on "
+                    "every ClientHello, without sending a single TLS record"
+                )
+
+            to_confirm: list[tuple[Protocol, CipherSuite]] = []
+            if negotiated is not None:
+                to_confirm.append(negotiated)
+            if options.confirm is ConfirmMode.ALL:
+                to_confirm += [
+                    (e.protocol, s)
+                    for e in enumerations
+                    if isinstance(e, Enumeration) and e.protocol.cloudfront
+                    for s in e.picked
+                ]
+            unique = list(dict.fromkeys(to_confirm))
+            outcomes = await pending.results(unique)
+        finally:
+            await pending.cancel_rest()
         confirmations = []
         for (protocol, suite), outcome in zip(unique, outcomes, strict=True):
             if (
@@ -257,16 +277,57 @@ class _ProbeState:
 
 
 async def _enumerate(
-    endpoint: Endpoint, catalogue: Catalogue, protocol: Protocol, name: str | None, log: _Log
+    endpoint: Endpoint,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    name: str | None,
+    log: _Log,
+    on_pick: Callable[[CipherSuite], None] | None = None,
 ) -> Enumeration | ProtocolResult:
     """One protocol's enumeration; a server misbehaving on it does not cost the others."""
     try:
-        return await enumerate_protocol(endpoint, catalogue, protocol, name, log)
+        return await enumerate_protocol(endpoint, catalogue, protocol, name, log, on_pick)
     except BudgetExceeded:
         raise
     except EngineError as exc:
         log(f"{protocol}: enumeration stopped: {exc}")
         return ProtocolResult(protocol, False, None, error=str(exc))
+
+
+class _Confirmations:
+    """Complete handshakes started as soon as their suite is known, awaited later in order."""
+
+    def __init__(self, confirmer: HandshakeConfirmer, endpoint: Endpoint, name: str | None):
+        self._confirmer = confirmer
+        self._endpoint = endpoint
+        self._name = name
+        self._tasks: dict[tuple[Protocol, CipherSuite], asyncio.Task[Confirmation]] = {}
+
+    def start(self, protocol: Protocol, suite: CipherSuite) -> None:
+        key = (protocol, suite)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(
+                self._confirmer.confirm(self._endpoint, self._name, protocol, suite)
+            )
+
+    def starter(self, protocol: Protocol) -> Callable[[CipherSuite], None]:
+        return lambda suite: self.start(protocol, suite)
+
+    async def results(
+        self, keys: Sequence[tuple[Protocol, CipherSuite]]
+    ) -> list[Confirmation | BaseException]:
+        """The outcome of each of `keys` (started now if it was not), exceptions included."""
+        for key in keys:
+            self.start(*key)
+        return await asyncio.gather(*(self._tasks[key] for key in keys), return_exceptions=True)
+
+    async def cancel_rest(self) -> None:
+        """Stop what is still running: an enumeration that failed after a pick, a deadline."""
+        running = [task for task in self._tasks.values() if not task.done()]
+        for task in running:
+            task.cancel()
+        # Retrieve every outcome, so no task exception is reported as never retrieved.
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
 async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:

@@ -88,7 +88,7 @@ def _port(text: str, target: str) -> int:
 class ProbeOptions:
     timeout: float = 10.0  # per connection: connect plus the awaited answer
     deadline: float | None = None  # the whole probe; None: no overall bound
-    max_connections: int = 4  # at once, to this origin
+    max_connections: int = 8  # at once, to this origin
     confirm: ConfirmMode = ConfirmMode.ALL
     tls13: bool = True  # also probe TLSv1.3, for information only
     max_bytes: int = MAX_BYTES_PER_PROBE  # read from the origin, over all connections
