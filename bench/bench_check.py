@@ -22,7 +22,7 @@ handshake costs more).
 
 For each origin the two commands alternate `--rounds` times (default 5), each as a subprocess,
 after one untimed warm-up run each. Per run: wall time (time.perf_counter) and the child's CPU
-time (user + sys, from resource.getrusage(RUSAGE_CHILDREN) deltas), both including interpreter
+time (user + sys, the child's own, from os.wait4), both including interpreter
 start-up; and the scan time each tool reports itself (the exporter's `duration_seconds`, sslyze's
 date_scans_completed - date_scans_started), which leaves start-up out. Start-up alone is timed
 too (`python -m exporter --version`, `python -m sslyze --help`): against a local origin it is
@@ -41,77 +41,30 @@ Run from the repository root: `python bench/bench_check.py [--rounds N]`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import json
-import os
-import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import (
+    SSLYZE_PROTOCOL_FLAGS,
+    CountingProxy,
+    machine,
+    run_child,
+    sslyze_python,
+    sslyze_scan_seconds,
+)
 
-from tests.origins import TestOrigins  # noqa: E402
+from tests.origins import TestOrigins
 
 ORIGINS = ("good", "sslv3_only")
 STARTUP = "start-up"
 TOOLS = ("exporter", "sslyze")
-SSLYZE_FLAGS = ("--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3")
-
-
-class CountingProxy:
-    """Forwards every TCP connection on 127.0.0.1:port to 127.0.0.1:upstream, counting them."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.accepted = 0
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port: int = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            server = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
-        except OSError:
-            client.close()
-            return
-        server.settimeout(None)
-        back = threading.Thread(target=_pump, args=(server, client), daemon=True)
-        back.start()
-        _pump(client, server)
-        back.join(15)
-        client.close()
-        server.close()
-
-    def close(self) -> None:
-        self._listener.close()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy until EOF or error, then half-close the other side so that it sees the EOF too."""
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
+SSLYZE_FLAGS = SSLYZE_PROTOCOL_FLAGS
 
 
 @dataclass
@@ -138,12 +91,8 @@ class Command:
 
     def run(self) -> Outcome:
         """One timed run; exits the benchmark if it did not produce a real answer."""
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run(self.argv, cwd=REPO, capture_output=True, text=True, timeout=120)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        done = run_child(self.argv, timeout=120)
+        wall, cpu = done.wall, done.cpu
         # check exits 0 (compatible) or 1 (incompatible); 2 is unreachable. sslyze exits 0 even
         # when it could not connect, so its JSON must show a completed scan.
         try:
@@ -157,20 +106,14 @@ class Command:
                 return Outcome(wall, cpu, own, int(answer["connections"]))
             return Outcome(wall, cpu)
         except (ValueError, KeyError, OSError) as exc:
-            command = " ".join(self.argv)
-            output = f"{done.stderr[-2000:]}{done.stdout[-2000:]}"
-            raise SystemExit(f"{command}: {exc}\n{output}") from None
+            raise done.fail(str(exc)) from None
 
 
 def _sslyze_outcome(report: dict[str, Any], wall: float, cpu: float) -> Outcome:
     (scan,) = report["server_scan_results"]
     if scan["scan_status"] != "COMPLETED":
         raise ValueError(f"sslyze scan {scan['scan_status']}")
-    started, completed = (
-        dt.datetime.fromisoformat(report[k].replace("Z", "+00:00"))
-        for k in ("date_scans_started", "date_scans_completed")
-    )
-    return Outcome(wall, cpu, (completed - started).total_seconds())
+    return Outcome(wall, cpu, sslyze_scan_seconds(report))
 
 
 def commands(
@@ -251,25 +194,13 @@ def table(samples: dict[tuple[str, str], Samples]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each command (5)")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    sslyze = os.environ.get("SSLYZE_PYTHON") or str(REPO / ".venv-sslyze" / "bin" / "python")
-    if not os.access(sslyze, os.X_OK):
-        raise SystemExit(f"no sslyze interpreter at {sslyze} (set SSLYZE_PYTHON)")
+    sslyze = sslyze_python()
 
     started = time.perf_counter()
     with (
