@@ -43,7 +43,7 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.yml"))
 
 
-def test_files() -> list[Path]:
+def promtool_test_files() -> list[Path]:
     return sorted(TESTS_DIR.glob("*.yml"))
 
 
@@ -96,9 +96,9 @@ def test_promtool_check_rules() -> None:
 
 
 def test_promtool_test_rules() -> None:
-    result = run(tool("promtool"), "test", "rules", *map(str, test_files()))
+    result = run(tool("promtool"), "test", "rules", *map(str, promtool_test_files()))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(test_files()), result.stdout
+    assert result.stdout.count("SUCCESS") == len(promtool_test_files()), result.stdout
 
 
 def test_promtool_check_example_prometheus_config() -> None:
@@ -190,7 +190,7 @@ def promtool_cases() -> tuple[dict[str, int], dict[str, int]]:
     """How many promtool alert checks expect each alert to fire, and to stay silent."""
     firing: dict[str, int] = {}
     silent: dict[str, int] = {}
-    for path in test_files():
+    for path in promtool_test_files():
         document = load(path)
         for case in document.get("tests", []):
             for check in case.get("alert_rule_test", []):
@@ -210,7 +210,7 @@ def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
 def test_every_recording_rule_is_unit_tested() -> None:
     tested = {
         check["expr"]
-        for path in test_files()
+        for path in promtool_test_files()
         for case in load(path).get("tests", [])
         for check in case.get("promql_expr_test", [])
     }
@@ -218,7 +218,7 @@ def test_every_recording_rule_is_unit_tested() -> None:
 
 
 def test_unit_tests_load_the_shipped_rule_files() -> None:
-    for path in test_files():
+    for path in promtool_test_files():
         for rule_file in load(path)["rule_files"]:
             assert (path.parent / rule_file).resolve().parent == RULES_DIR, (path, rule_file)
 
@@ -235,7 +235,7 @@ def used_metrics(text: str) -> set[str]:
 def test_rules_and_unit_tests_use_only_contract_metrics() -> None:
     known = contract_metrics()
     assert "origin_tls_cloudfront_failure_reason" in known
-    for path in [*rule_files(), *test_files()]:
+    for path in [*rule_files(), *promtool_test_files()]:
         unknown = used_metrics(path.read_text()) - known
         assert not unknown, f"{path.name}: not in docs/metrics.md: {sorted(unknown)}"
 
