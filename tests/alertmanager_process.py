@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import yaml
 
+from exporter.demo.running import Running
 from tests.daemon_process import http
 from tests.servers import free_port
 
@@ -32,7 +33,7 @@ def alertmanager_binary() -> str:
 
 
 @dataclass
-class AlertmanagerProcess:
+class AlertmanagerProcess(Running):
     workdir: Path
     config: dict[str, Any]  # a complete alertmanager.yml, as data
     port: int = field(default_factory=free_port)
@@ -94,17 +95,6 @@ class AlertmanagerProcess:
                 self.process.wait()
         if hasattr(self, "_log"):
             self._log.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.demo.running import Running
 from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def http(url: str, method: str = "GET", timeout: float = 10.0) -> HTTPAnswer:
 
 
 @dataclass
-class ExporterProcess:
+class ExporterProcess(Running):
     """`origin-tls-exporter ARGS... --web.listen-address 127.0.0.1:PORT` until stopped."""
 
     args: list[str]
@@ -149,14 +149,3 @@ class ExporterProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

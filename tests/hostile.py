@@ -21,13 +21,13 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from tlslite.constants import AlertDescription, AlertLevel, ContentType, HandshakeType
 from tlslite.messages import ClientHello
 from tlslite.utils.codec import Parser
 
+from exporter.demo.running import Running
 from exporter.demo.tcp import HOST, free_port
 
 __all__ = [
@@ -172,7 +172,7 @@ async def drain_until_eof(reader: Reader) -> None:
 # --- the servers -------------------------------------------------------------------------------
 
 
-class HostileOrigins:
+class HostileOrigins(Running):
     """Every hostile behaviour on its own port, served by one event loop in a thread.
 
     `chain` is the DER chain the servers that play along send (leaf first). `trickle_interval`
@@ -226,17 +226,6 @@ class HostileOrigins:
         thread.join(timeout=10)
         loop.close()
         self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 10) -> _T:
         assert self._loop is not None

@@ -9,11 +9,11 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import yaml
 
+from exporter.demo.running import Running
 from tests.daemon_process import http
 from tests.servers import free_port
 
@@ -26,7 +26,7 @@ def prometheus_binary() -> str:
 
 
 @dataclass
-class PrometheusProcess:
+class PrometheusProcess(Running):
     workdir: Path
     scrape_targets: list[str]  # HOST:PORT of exporters
     rule_files: list[Path] = field(default_factory=list)
@@ -118,14 +118,3 @@ class PrometheusProcess:
                 self.process.wait()
         if hasattr(self, "_log"):
             self._log.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -27,7 +27,16 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.config import ConfigError, parse_config
+from exporter.config import (
+    CLOUDFRONT_DISCOVERY_KEYS,
+    DISCOVERY_KEYS,
+    METRICS_KEYS,
+    ORIGIN_KEYS,
+    SCHEDULER_KEYS,
+    TOP_LEVEL_KEYS,
+    ConfigError,
+    parse_config,
+)
 from exporter.demo.pki import DAY, NOW, DemoPKI, Issued, issue
 from exporter.engine.catalogue import Protocol
 from exporter.engine.certs import CertificateParseError, parse_certificates
@@ -396,27 +405,17 @@ scalars = (
         ["10s", "1h30m", "500ms", "0", "-1", "TLSv1.2", "all", "443", "127.0.0.1", "[::1]", "a:1"]
     )
 )
-KEYS = [
-    "defaults",
-    "resolve",
-    "probe_allow",
-    "scheduler",
-    "metrics",
-    "origins",
-    "name",
-    "host",
-    "port",
-    "sni",
-    "protocols",
-    "interval",
-    "timeout",
-    "labels",
-    "confirm",
-    "max_connections",
-    "max_concurrent_probes",
-    "cipher_series",
-    "discovery",
-]
+#: every key the configuration knows, so that generated documents reach past the top level
+KEYS = sorted(
+    {
+        *TOP_LEVEL_KEYS,
+        *ORIGIN_KEYS,
+        *SCHEDULER_KEYS,
+        *METRICS_KEYS,
+        *DISCOVERY_KEYS,
+        *CLOUDFRONT_DISCOVERY_KEYS,
+    }
+)
 documents = st.recursive(
     scalars,
     lambda children: (

@@ -11,8 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import yaml
 
@@ -21,6 +20,8 @@ from exporter.demo.legacy import LegacyConfig, LegacyTLSServer
 from exporter.demo.modern import ModernConfig, ModernTLSServer
 from exporter.demo.pki import DAY, DemoPKI, Issued, issue, write_chain
 from exporter.demo.tcp import HOST, ThreadedTCPServer
+
+from .running import Running
 
 __all__ = ["DOMAIN", "DemoFleet", "DemoOrigin"]
 
@@ -58,7 +59,7 @@ class _Scenario:
     protocols: tuple[str, ...] = _TLS12
 
 
-class DemoFleet:
+class DemoFleet(Running):
     """Starts the demo origins in background threads; `stop` (or leaving `with`) joins them.
 
     Certificates and keys are generated at `start` into `workdir`, with fresh dates, so the
@@ -114,18 +115,6 @@ class DemoFleet:
         servers, self._servers, self._origins = self._servers, [], []
         for server in servers:
             server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def config_yaml(self, interval: str = "15s") -> str:
         """A complete exporter config probing every running origin through the resolve map."""

@@ -12,8 +12,8 @@ import contextlib
 import selectors
 import socket
 import threading
-from types import TracebackType
-from typing import Self
+
+from .running import Running
 
 __all__ = ["HOST", "ThreadedTCPServer", "free_port", "recv_exact"]
 
@@ -41,7 +41,7 @@ def recv_exact(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-class ThreadedTCPServer:
+class ThreadedTCPServer(Running):
     """Accept loop in one thread, one daemon thread per connection; `stop` joins them all.
 
     Subclasses implement `handle(conn)`. Each connection gets a socket timeout so a stuck
@@ -110,18 +110,6 @@ class ThreadedTCPServer:
                 conn.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _accept_loop(self) -> None:
         assert self._listener is not None

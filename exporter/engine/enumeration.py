@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tlslite.constants import AlertDescription
+
 from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherSuite, Protocol
 from .errors import ProtocolViolation
 from .hello import HelloSpec, Refusal, ServerHelloInfo, exchange_hello
@@ -56,12 +58,15 @@ async def enumerate_protocol(
     remaining = list(catalogue.suites_for(protocol))
     picked: list[CipherSuite] = []
     refusal: str | None = None
+    first_answer_alert: int | None = None  # the alert that refused the very first offer
     while remaining:
         offer = tuple(s.code for s in remaining)
         answer = await exchange_hello(
             endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
         )
         if isinstance(answer, Refusal):
+            if not picked:
+                first_answer_alert = answer.alert
             refusal = answer.describe()
             log(f"{protocol}: offered {len(offer)} suites: {refusal}")
             break
@@ -83,6 +88,12 @@ async def enumerate_protocol(
     if picked:
         return Enumeration(protocol, True, tuple(picked), refusal)
     if protocol is Protocol.TLSv1_3:
+        return Enumeration(protocol, False, (), refusal)
+    if first_answer_alert == AlertDescription.protocol_version:
+        # The server said outright that it does not speak this version (OpenSSL, and so nginx
+        # and most servers, answer an unsupported version this way and a cipher mismatch with
+        # handshake_failure): a broad offer would only hear it again.
+        log(f"{protocol}: protocol_version alert: protocol not spoken")
         return Enumeration(protocol, False, (), refusal)
     broad = HelloSpec(
         protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES
