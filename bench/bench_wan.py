@@ -128,8 +128,10 @@ def tools(
 def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[int, float]:
     """(connections, critical-path RTTs) that docs/performance.md predicts for this answer.
 
-    The engine's schedule, simulated: CloudFront's hello first (connect + hello: 2 RTTs); then
-    every protocol's chain of hellos at once (2 RTTs each: a fresh connection per hello), each
+    The engine's schedule, simulated: CloudFront's hello first (connect + hello: 2 RTTs), which
+    is also the first hello of TLSv1.2's chain (the policy here is all four protocols); then
+    every protocol's chain of hellos at once (2 RTTs each: a fresh connection per hello; no
+    broad offer after a protocol_version alert), each
     pick starting its confirmation at once (3 RTTs: connect, hello, Finished), CloudFront's own
     pick first; at most `max_connections` connections open, granted first come, first served
     (asyncio.Semaphore), a chain's next hello queued before the confirmation of its last pick.
@@ -139,21 +141,29 @@ def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[in
     for p in answer["protocols"]:
         accepted = len(p["accepted"])
         tls13 = p["protocol"] not in CLOUDFRONT
-        broad = 1 if accepted == 0 and not tls13 else 0
+        refused_version = "protocol_version" in (p.get("refusal") or "")
+        broad = 1 if accepted == 0 and not tls13 and not refused_version else 0
         chains.append((accepted + 1 + broad, accepted, confirm_all and not tls13))
     negotiated = answer.get("negotiated") or {}
     head = 1 if negotiated.get("completed") is not None and negotiated.get("cipher") else 0
     confirmations = sum(picks for _, picks, confirmed in chains if confirmed)
     confirmations = max(confirmations, head)
-    connections = 1 + sum(hellos for hellos, _, _ in chains) + confirmations
+    connections = sum(hellos for hellos, _, _ in chains) + confirmations
+    reused = [c for c, p in enumerate(answer["protocols"]) if p["protocol"] == "TLSv1.2"]
 
     # Discrete-event simulation in RTTs, starting when CloudFront's hello has answered.
     queue: list[tuple[str, int, int]] = []  # FIFO of ("hello", chain, step) / ("confirm", ...)
     if head:
         queue.append(("confirm", -1, 0))
-    queue += [("hello", c, 0) for c in range(len(chains))]
+    for c, (hellos, _, _) in enumerate(chains):
+        if c not in reused:
+            queue.append(("hello", c, 0))
+        elif hellos > 1:  # its first hello was CloudFront's, whose pick is already confirming
+            queue.append(("hello", c, 1))
     running: list[tuple[float, int, tuple[str, int, int]]] = []
-    now, order, first_pick_taken = 0.0, 0, False
+    now, order = 0.0, 0
+    # CloudFront's pick is TLSv1.2's first when the origin speaks it: already confirming.
+    first_pick_taken = bool(head and reused and chains[reused[0]][1])
     while queue or running:
         while queue and len(running) < max_connections:
             job = queue.pop(0)

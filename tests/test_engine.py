@@ -90,10 +90,15 @@ def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrig
     result = run_probe(
         engine, origins["modern"].target(), confirm=ConfirmMode.NEGOTIATED, tls13=False
     )
-    # CloudFront hello + (3 accepted + 1) for TLSv1.2 + 1 each for TLSv1 and TLSv1.1 (refused
-    # with a protocol_version alert: no broad offer needed) + (1 + broad) for SSLv3 (OpenSSL 3,
-    # built without it, answers handshake_failure) + 1 confirmation of the negotiated suite.
-    assert result.connections == 1 + 4 + 2 * 1 + 2 + 1
+    # (3 accepted + 1) for TLSv1.2, the first of them CloudFront's own hello (the same offer)
+    # + 1 each for TLSv1 and TLSv1.1 (refused with a protocol_version alert: no broad offer
+    # needed) + (1 + broad) for SSLv3 (OpenSSL 3, built without it, answers handshake_failure)
+    # + 1 confirmation of the negotiated suite.
+    assert result.connections == 4 + 2 * 1 + 2 + 1
+    reused = [
+        line for line in result.log if "TLSv1.2: offered 16 suites (CloudFront's hello)" in line
+    ]
+    assert len(reused) == 1, result.log
     skipped = [line for line in result.log if "protocol_version alert: protocol not spoken" in line]
     assert len(skipped) == 2, result.log
     tls12 = result.protocol(Protocol.TLSv1_2)

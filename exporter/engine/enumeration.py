@@ -14,7 +14,7 @@ from tlslite.constants import AlertDescription
 
 from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherSuite, Protocol
 from .errors import ProtocolViolation
-from .hello import HelloSpec, Refusal, ServerHelloInfo, exchange_hello
+from .hello import HelloAnswer, HelloSpec, Refusal, ServerHelloInfo, exchange_hello
 from .net import Endpoint
 
 
@@ -28,6 +28,12 @@ class Enumeration:
 
 
 Log = Callable[[str], None]
+
+
+def first_offer(catalogue: Catalogue, protocol: Protocol, server_name: str | None) -> HelloSpec:
+    """The ClientHello that starts `protocol`'s enumeration: every catalogue suite it allows."""
+    suites = tuple(s.code for s in catalogue.suites_for(protocol))
+    return cloudfront_spec(catalogue, protocol, server_name, suites)
 
 
 def cloudfront_spec(
@@ -52,35 +58,43 @@ async def enumerate_protocol(
     server_name: str | None,
     log: Log,
     on_pick: Callable[[CipherSuite], None] | None = None,
+    first_answer: HelloAnswer | None = None,
 ) -> Enumeration:
     """`on_pick` is told each suite as soon as the server picks it, so that its confirmation can
-    start while the rest of the chain goes on."""
+    start while the rest of the chain goes on. `first_answer` is the server's answer to this
+    protocol's first offer when it has already been asked (CloudFront's own hello, when it is
+    that same ClientHello): the chain starts from it instead of asking again."""
     remaining = list(catalogue.suites_for(protocol))
     picked: list[CipherSuite] = []
     refusal: str | None = None
     first_answer_alert: int | None = None  # the alert that refused the very first offer
     while remaining:
         offer = tuple(s.code for s in remaining)
-        answer = await exchange_hello(
-            endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
-        )
+        source = ""
+        if first_answer is not None:
+            answer, first_answer = first_answer, None
+            source = " (CloudFront's hello)"
+        else:
+            answer = await exchange_hello(
+                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
+            )
         if isinstance(answer, Refusal):
             if not picked:
                 first_answer_alert = answer.alert
             refusal = answer.describe()
-            log(f"{protocol}: offered {len(offer)} suites: {refusal}")
+            log(f"{protocol}: offered {len(offer)} suites{source}: {refusal}")
             break
         if answer.protocol is not protocol:
             # The server answered with another version: it does not speak this one.
             refusal = f"answered with {_version_name(answer)}"
-            log(f"{protocol}: offered {len(offer)} suites: server {refusal}")
+            log(f"{protocol}: offered {len(offer)} suites{source}: server {refusal}")
             break
         chosen = catalogue.by_code.get(answer.suite)
         if chosen is None or chosen not in remaining:
             raise ProtocolViolation(
                 f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
             )
-        log(f"{protocol}: offered {len(offer)} suites: server picked {chosen.name}")
+        log(f"{protocol}: offered {len(offer)} suites{source}: server picked {chosen.name}")
         picked.append(chosen)
         remaining.remove(chosen)
         if on_pick is not None:

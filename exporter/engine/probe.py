@@ -31,9 +31,9 @@ from .catalogue import (
 from .certs import CertificateParseError
 from .chain import ChainAnalysis, ChainStatus, TrustStore, analyse_chain
 from .confirm import Confirmation, HandshakeConfirmer
-from .enumeration import Enumeration, cloudfront_spec, enumerate_protocol
+from .enumeration import Enumeration, cloudfront_spec, enumerate_protocol, first_offer
 from .errors import BudgetExceeded, ConnectError, EngineError
-from .hello import HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
+from .hello import HelloAnswer, HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
 from .names import NameMatch, match_name
 from .net import Endpoint, resolve
 from .result import Negotiation, ProbeResult, ProtocolResult, SuiteResult
@@ -136,6 +136,10 @@ class Engine:
         log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
 
         negotiated = _negotiated(hello, policy, catalogue)
+        # CloudFront's hello is, byte for byte but the random, the first offer of the highest
+        # protocol's enumeration whenever the policy's suites are that protocol's: its answer
+        # serves both, one connection and one round trip fewer.
+        reusable = spec == first_offer(catalogue, highest, name)
         protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
         # Pipelined: each confirmation starts as soon as its suite is known (CloudFront's pick
         # now, every other one the moment its enumeration step answers) instead of after the
@@ -155,6 +159,7 @@ class Engine:
                         pending.starter(p)
                         if options.confirm is ConfirmMode.ALL and p.cloudfront
                         else None,
+                        hello if p is highest and reusable else None,
                     )
                     for p in protocols
                 ]
@@ -283,10 +288,13 @@ async def _enumerate(
     name: str | None,
     log: _Log,
     on_pick: Callable[[CipherSuite], None] | None = None,
+    first_answer: HelloAnswer | None = None,
 ) -> Enumeration | ProtocolResult:
     """One protocol's enumeration; a server misbehaving on it does not cost the others."""
     try:
-        return await enumerate_protocol(endpoint, catalogue, protocol, name, log, on_pick)
+        return await enumerate_protocol(
+            endpoint, catalogue, protocol, name, log, on_pick, first_answer
+        )
     except BudgetExceeded:
         raise
     except EngineError as exc:
