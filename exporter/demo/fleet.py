@@ -19,9 +19,8 @@ from exporter.config import format_duration, parse_duration
 from exporter.demo.legacy import LegacyConfig, LegacyTLSServer
 from exporter.demo.modern import ModernConfig, ModernTLSServer
 from exporter.demo.pki import DAY, DemoPKI, Issued, issue, write_chain
+from exporter.demo.running import Running
 from exporter.demo.tcp import HOST, ThreadedTCPServer
-
-from .running import Running
 
 __all__ = ["DOMAIN", "DemoFleet", "DemoOrigin"]
 

@@ -22,7 +22,7 @@ from tlslite.errors import TLSError
 
 from .catalogue import CipherSuite, Protocol
 from .errors import BudgetExceeded, ProbeTimeout, ProtocolViolation
-from .hello import MAX_BYTES_PER_CONNECTION
+from .hello import check_connection_bytes
 from .net import Endpoint, describe_os_error, sni_name
 
 
@@ -243,10 +243,7 @@ class _MeteredSocket:
         data = self._sock.recv(size)
         self._received += len(data)
         self._endpoint.charge(len(data))
-        if self._received > MAX_BYTES_PER_CONNECTION:
-            raise ProtocolViolation(
-                f"the server sent more than {MAX_BYTES_PER_CONNECTION} bytes on one connection"
-            )
+        check_connection_bytes(self._received)
         return data
 
     def __getattr__(self, name: str) -> Any:

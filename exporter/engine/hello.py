@@ -50,6 +50,14 @@ MAX_WARNING_ALERTS = 5  # OpenSSL's limit on warning alerts in a row
 MAX_EMPTY_RECORDS = 32  # OpenSSL tolerates this many empty records in a row, not one more
 
 
+def check_connection_bytes(received: int) -> None:
+    """Every reader of a connection calls this with its running total of bytes received."""
+    if received > MAX_BYTES_PER_CONNECTION:
+        raise ProtocolViolation(
+            f"the server sent more than {MAX_BYTES_PER_CONNECTION} bytes on one connection"
+        )
+
+
 class ReadUntil(Enum):
     """How much of the server's first flight a caller needs."""
 
@@ -223,10 +231,7 @@ class FlightParser:
 
     def feed(self, data: bytes) -> HelloAnswer | None:
         self.received += len(data)
-        if self.received > MAX_BYTES_PER_CONNECTION:
-            raise ProtocolViolation(
-                f"the server sent more than {MAX_BYTES_PER_CONNECTION} bytes on one connection"
-            )
+        check_connection_bytes(self.received)
         self._records += data
         while len(self._records) >= 5:
             header = bytes(self._records[:5])

@@ -83,8 +83,8 @@ class Endpoint:
     address: str
     port: int
     timeout: float
-    max_connections: int = 4
-    max_bytes: int = MAX_BYTES_PER_PROBE
+    max_connections: int
+    max_bytes: int
     connections_opened: int = 0
     bytes_read: int = 0  # charged by every reader, over all connections
     tls_seen: bool = False  # some connection got a valid TLS record header back

@@ -121,7 +121,7 @@ class Engine:
             target.port,
             options.timeout,
             options.max_connections,
-            max_bytes=options.max_bytes,
+            options.max_bytes,
         )
         state.endpoint = endpoint
         log(f"resolved {target.host} to {state.address}; SNI {name or '(none)'}")
