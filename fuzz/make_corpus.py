@@ -113,27 +113,6 @@ def reproducible_pki() -> Iterator[None]:
 # --- certificates -----------------------------------------------------------------------------
 
 
-def _ed25519_oddity() -> bytes:
-    """Empty subject, Ed25519 key, an unknown critical extension, a CN that is no host name."""
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not a host name!")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(SEED_NOW - DAY)
-        .not_valid_after(SEED_NOW + DAY)
-        .add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
-            critical=True,
-        )
-        .sign(key, None)
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def _mozilla_root(common_name: str) -> bytes:
     from exporter.engine.chain import TrustStore
 
@@ -177,7 +156,12 @@ def certificate_chains() -> dict[str, list[bytes]]:
             inter,
             root,
         ]
-        chains["odd_ed25519"] = [_ed25519_oddity(), root]
+        chains["odd_ed25519"] = [
+            hostile.odd_certificate(
+                ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))), SEED_NOW, serial=7
+            ),
+            root,
+        ]
     chains["mozilla_root"] = [_mozilla_root("ISRG Root X1")]
     chains["leaf_only"] = [*chains["good"][:1], chains["good"][2]]
     chains["ec_key_cert"] = [_ec_certificate()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import random
 import socket
@@ -23,6 +24,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from tlslite.constants import AlertDescription, AlertLevel, ContentType, HandshakeType
 from tlslite.messages import ClientHello
 from tlslite.utils.codec import Parser
@@ -38,6 +43,7 @@ __all__ = [
     "certificate_message",
     "flight",
     "handshake",
+    "odd_certificate",
     "record",
     "server_hello",
 ]
@@ -131,6 +137,27 @@ def alert_record(
     description: int = AlertDescription.handshake_failure, level: int = AlertLevel.fatal
 ) -> bytes:
     return record(ContentType.alert, bytes([level, description]), (3, 1))
+
+
+def odd_certificate(key: ed25519.Ed25519PrivateKey, now: dt.datetime, serial: int) -> bytes:
+    """A certificate no CA would sign: empty subject, Ed25519 key, an unknown critical
+    extension, an issuer CN that is no host name; valid for a day either side of `now`."""
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not a host name!")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
+            critical=True,
+        )
+        .sign(key, None)
+    )
+    return cert.public_bytes(Encoding.DER)
 
 
 # --- reading the client ------------------------------------------------------------------------

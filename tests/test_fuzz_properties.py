@@ -21,9 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +55,7 @@ from tests.hostile import (
     alert_record,
     certificate_message,
     handshake,
+    odd_certificate,
     record,
     records,
     server_hello,
@@ -254,31 +253,8 @@ def certificate_pool() -> tuple[tuple[bytes, ...], TrustStore]:
         pki.root,
     ]
     ders = [c.der for c in certs]
-    ders.append(_odd_certificate())
+    ders.append(odd_certificate(ed25519.Ed25519PrivateKey.generate(), NOW, serial=1))
     return tuple(ders), TrustStore("fuzz", (root.cert, pki.root.cert))
-
-
-def _odd_certificate() -> bytes:
-    """Empty subject, Ed25519 key, unknown critical extension, a CN that is no host name."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not a host name!")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW - DAY)
-        .not_valid_after(NOW + DAY)
-        .add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
-            critical=True,
-        )
-        .sign(key, None)
-    )
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return cert.public_bytes(Encoding.DER)
 
 
 def trust_store(which: str) -> TrustStore:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tlslite.constants import AlertDescription, AlertLevel, ContentType
 
 from exporter.config import ExporterConfig, parse_config
 from exporter.engine.errors import ProtocolViolation
@@ -53,8 +54,8 @@ from tests.hostile import (
     HostileOrigins,
     alert_record,
     certificate_message,
+    flight,
     record,
-    records,
     server_hello,
 )
 from tests.origins import TestOrigins
@@ -200,15 +201,14 @@ def test_memory_per_hostile_probe_is_bounded(
 
 # --- each limit is exact: at the limit accepted, one past it refused ---------------------------
 
-HANDSHAKE = 22
-WARNING, UNRECOGNIZED_NAME = 1, 112
+HANDSHAKE = ContentType.handshake
+WARNING, UNRECOGNIZED_NAME = AlertLevel.warning, AlertDescription.unrecognized_name
 RSA_AES128_SHA = 0x002F
 
 
-def first_flight(ders: list[bytes], before: bytes = b"", record_size: int = 2**14) -> bytes:
+def first_flight(ders: list[bytes], before: bytes = b"") -> bytes:
     """`before`, then ServerHello, Certificate (with `ders`), ServerHelloDone."""
-    messages = server_hello(RSA_AES128_SHA) + certificate_message(ders) + SERVER_HELLO_DONE
-    return before + records(HANDSHAKE, messages, record_size)
+    return before + flight(RSA_AES128_SHA, ders)
 
 
 def record_of_length(length: int) -> bytes:
