@@ -184,6 +184,9 @@ async def _confirm_with_tlslite(
     settings.macNames = [mac]
     settings.keyExchangeNames = [key_exchange]
     settings.eccCurves = ["x25519", "secp256r1", "secp384r1"]
+    # tlslite-ng adds ML-KEM key shares when kyber-py is installed; they must stay within
+    # `eccCurves`, and no protocol confirmed here sends key shares anyway.
+    settings.keyShares = ["x25519"]
     settings.rsaSchemes = ["pkcs1"]
     settings.minKeySize = 512
     settings.useEncryptThenMAC = False
