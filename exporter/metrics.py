@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from . import __version__
 from .engine.catalogue import ALL_PROTOCOLS, CATALOGUE
 from .engine.chain import ChainStatus
-from .engine.result import ProbeResult
+from .engine.result import Judgment
 from .engine.verdict import FailureReason
 from .store import OriginState, ResultStore
 
@@ -44,7 +44,7 @@ class Labelled:
     """One result and the constant labels that identify it (`origin`, or none for /probe)."""
 
     labels: dict[str, str]
-    result: ProbeResult
+    result: Judgment
 
 
 class ResultFamilies:
@@ -124,7 +124,7 @@ class ResultFamilies:
             self._add_matrix(base, result)
         self._add_certificates(base, result)
 
-    def _add_matrix(self, base: dict[str, str], result: ProbeResult) -> None:
+    def _add_matrix(self, base: dict[str, str], result: Judgment) -> None:
         for protocol in ALL_PROTOCOLS:
             found = result.protocol(protocol)
             if found is None:
@@ -150,7 +150,7 @@ class ResultFamilies:
                     cipher=suite.name,
                 )
 
-    def _add_certificates(self, base: dict[str, str], result: ProbeResult) -> None:
+    def _add_certificates(self, base: dict[str, str], result: Judgment) -> None:
         match = result.name_match
         if match is not None:
             for field_name, matched in (("san", match.san), ("cn", match.cn)):
@@ -253,7 +253,7 @@ class OriginsCollector(Collector):
         self.cipher_series = cipher_series
         self.collect_errors = 0
         self._lock = threading.Lock()
-        self._rendered: dict[str, tuple[ProbeResult, bool, dict[str, bytes]]] = {}
+        self._rendered: dict[str, tuple[Judgment, bool, dict[str, bytes]]] = {}
         self._headers: dict[str, bytes] = {}
 
     def collect(self) -> Iterator[Metric]:
@@ -269,7 +269,7 @@ class OriginsCollector(Collector):
         except Exception:  # a bug here must not fail the whole scrape
             self.collect_errors += 1
 
-    def prepare(self, origin: str, result: ProbeResult) -> None:
+    def prepare(self, origin: str, result: Judgment) -> None:
         """Render a new result now (after its probe), so scrapes only concatenate."""
         try:
             with self._lock:
@@ -306,7 +306,7 @@ class OriginsCollector(Collector):
             body.extend(chunks)
         return b"".join(body)
 
-    def _samples(self, origin: str, result: ProbeResult) -> dict[str, bytes]:
+    def _samples(self, origin: str, result: Judgment) -> dict[str, bytes]:
         cached = self._rendered.get(origin)
         if cached is not None and cached[0] is result and cached[1] == self.cipher_series:
             return cached[2]
@@ -420,7 +420,7 @@ class SelfMetrics:
         for outcome in ("compatible", "incompatible", "error"):
             self.probes.labels(outcome)
 
-    def observe(self, result: ProbeResult) -> None:
+    def observe(self, result: Judgment) -> None:
         self.probe_duration.observe(result.duration_seconds)
         outcome = "compatible" if result.compatible else "incompatible"
         if not result.success:

@@ -22,7 +22,7 @@ from .config import OriginConfig, format_duration
 from .engine.catalogue import CATALOGUE, CLOUDFRONT_PROTOCOLS, Protocol
 from .engine.certs import CertificateFacts
 from .engine.names import match_name
-from .engine.result import ProbeResult, ProtocolResult
+from .engine.result import Judgment, ProtocolResult
 from .engine.verdict import FailureReason
 from .report import checklist
 from .reproduce import openssl_commands
@@ -142,7 +142,7 @@ class Expiry:
         return cls(f"{moment.astimezone(dt.UTC):%Y-%m-%d}", _utc(moment), days, level)
 
 
-def _status(result: ProbeResult | None) -> Status:
+def _status(result: Judgment | None) -> Status:
     if result is None:
         return "pending"
     return "compatible" if result.compatible else "failing"
@@ -492,7 +492,7 @@ class ProbeView:
     log: str
 
 
-def _checks(result: ProbeResult, now: dt.datetime) -> tuple[CheckView, ...]:
+def _checks(result: Judgment, now: dt.datetime) -> tuple[CheckView, ...]:
     views = []
     for check in checklist(result, now):
         mark: Literal["PASS", "FAIL", "SKIP"] = (
@@ -504,7 +504,7 @@ def _checks(result: ProbeResult, now: dt.datetime) -> tuple[CheckView, ...]:
     return tuple(views)
 
 
-def _name_view(result: ProbeResult) -> NameView | None:
+def _name_view(result: Judgment) -> NameView | None:
     match = result.name_match
     if match is None or result.chain is None or not result.chain.certificates:
         return None
@@ -523,7 +523,7 @@ def _name_view(result: ProbeResult) -> NameView | None:
     return NameView(name, match.ok, match.matched_by, matched_field, cns, sans)
 
 
-def _chain_view(result: ProbeResult, now: dt.datetime) -> ChainView | None:
+def _chain_view(result: Judgment, now: dt.datetime) -> ChainView | None:
     chain = result.chain
     if chain is None:
         return None
@@ -571,7 +571,7 @@ def _cell(
     return Cell("refused", "\N{EN DASH}", "not accepted", policy, False)
 
 
-def _matrix(result: ProbeResult) -> Matrix | None:
+def _matrix(result: Judgment) -> Matrix | None:
     probed = [p for p in (result.protocol(q) for q in CLOUDFRONT_PROTOCOLS) if p is not None]
     if not probed:
         return None
@@ -625,7 +625,7 @@ def _matrix(result: ProbeResult) -> Matrix | None:
     )
 
 
-def _negotiation(result: ProbeResult) -> NegotiationView | None:
+def _negotiation(result: Judgment) -> NegotiationView | None:
     n = result.negotiation
     if n is None:
         return None
@@ -650,7 +650,7 @@ class LastProbe:
     legacy_only: bool
 
 
-def _last_probe(result: ProbeResult, now: dt.datetime) -> LastProbe:
+def _last_probe(result: Judgment, now: dt.datetime) -> LastProbe:
     return LastProbe(
         at=_utc(result.started_at),
         ago=_ago(now.timestamp() - result.started_at - result.duration_seconds),

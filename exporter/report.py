@@ -12,7 +12,7 @@ from typing import Any
 
 from .engine.catalogue import CATALOGUE, CLOUDFRONT_PROTOCOLS, Protocol
 from .engine.certs import CertificateFacts
-from .engine.result import ProbeResult, ProtocolResult
+from .engine.result import Judgment, ProtocolResult
 from .engine.verdict import FailureReason
 from .reproduce import openssl_commands
 
@@ -85,7 +85,7 @@ def _protocol_dict(result: ProtocolResult) -> dict[str, Any]:
     }
 
 
-def result_dict(result: ProbeResult) -> dict[str, Any]:
+def result_dict(result: Judgment) -> dict[str, Any]:
     """A JSON-ready dict; its keys are part of the `check --output json` contract."""
     target = result.target
     negotiation = result.negotiation
@@ -152,7 +152,7 @@ class Check:
     reasons: tuple[FailureReason, ...] = ()
 
 
-def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check]:
+def checklist(result: Judgment, now: dt.datetime | None = None) -> list[Check]:
     """The article's causes, in its order, then expiry."""
     now = now or dt.datetime.now(dt.UTC)
     reasons = set(result.reasons)
@@ -212,7 +212,7 @@ def checklist(result: ProbeResult, now: dt.datetime | None = None) -> list[Check
     return checks
 
 
-def _protocol_finding(result: ProbeResult, reason: FailureReason) -> str | None:
+def _protocol_finding(result: Judgment, reason: FailureReason) -> str | None:
     """Say what the origin does speak, so the remedy is concrete."""
     policy = ", ".join(str(p) for p in result.target.protocols)
     spoken = [p for p in result.protocols if p.spoken]
@@ -234,7 +234,7 @@ def _protocol_finding(result: ProbeResult, reason: FailureReason) -> str | None:
     return None
 
 
-def render_text(result: ProbeResult) -> str:
+def render_text(result: Judgment) -> str:
     target = result.target
     out: list[str] = []
     policy = ", ".join(str(p) for p in target.protocols)
@@ -272,7 +272,7 @@ def render_text(result: ProbeResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def _matrix(result: ProbeResult) -> list[str]:
+def _matrix(result: Judgment) -> list[str]:
     protocols = [result.protocol(p) for p in CLOUDFRONT_PROTOCOLS]
     width = max(len(s.name) for s in CATALOGUE.suites) + 2
     header = "CloudFront suite".ljust(width) + "".join(

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import ExporterConfig, OriginConfig
+from .engine.judge import internal_error
 from .engine.probe import Engine
-from .engine.result import ProbeResult
+from .engine.result import Judgment
 from .metrics import SelfMetrics
 from .sharding import Shard
 from .store import ResultStore
@@ -34,7 +35,7 @@ class Scheduler:
     store: ResultStore
     metrics: SelfMetrics
     max_concurrent_probes: int = 32
-    on_result: Callable[[str, ProbeResult], None] | None = None  # e.g. pre-render metrics
+    on_result: Callable[[str, Judgment], None] | None = None  # e.g. pre-render metrics
     shard: Shard = field(default_factory=Shard)  # probe only this replica's share of the fleet
     rng: random.Random = field(default_factory=random.Random)
     _tasks: dict[str, tuple[OriginConfig, asyncio.Task[None]]] = field(default_factory=dict)
@@ -81,7 +82,7 @@ class Scheduler:
             delay = origin.interval * self.rng.uniform(1 - JITTER, 1 + JITTER) - elapsed
             await asyncio.sleep(max(delay, 0.0))
 
-    async def probe_once(self, origin: OriginConfig) -> ProbeResult:
+    async def probe_once(self, origin: OriginConfig) -> Judgment:
         assert self._slots is not None, "apply() a configuration first"
         async with self._slots:
             result = await self._probe(origin)
@@ -90,7 +91,7 @@ class Scheduler:
             self.on_result(origin.name, result)
         return result
 
-    async def _probe(self, origin: OriginConfig) -> ProbeResult:
+    async def _probe(self, origin: OriginConfig) -> Judgment:
         started_at = time.time()
         start = time.monotonic()
         try:
@@ -102,12 +103,12 @@ class Scheduler:
                 self._crash_logged.add(origin.name)
                 log.exception("probe crashed", extra={"origin": origin.name})
             self.metrics.crashed()
-            return ProbeResult(
-                target=origin.target(),
-                started_at=started_at,
-                duration_seconds=time.monotonic() - start,
-                reasons=(),
-                error=f"internal error: {type(exc).__name__}: {exc}",
+            return internal_error(
+                origin.target(),
+                started_at,
+                time.monotonic() - start,
+                f"internal error: {type(exc).__name__}: {exc}",
+                self.engine.catalogue,
             )
         self._crash_logged.discard(origin.name)
         self.metrics.observe(result)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .config import OriginConfig
-from .engine.result import ProbeResult
+from .engine.result import Judgment
 
 
 @dataclass(frozen=True)
@@ -20,21 +20,21 @@ class OriginState:
     """What the exporter knows about one configured origin right now."""
 
     config: OriginConfig
-    latest: ProbeResult | None  # None until the first probe finishes
+    latest: Judgment | None  # None until the first probe finishes
 
 
 @dataclass(frozen=True)
 class HistoryEntry:
     sequence: int
     origin: str
-    result: ProbeResult
+    result: Judgment
 
 
 class ResultStore:
     def __init__(self, history_size: int = 100, failure_history_size: int = 100) -> None:
         self._lock = threading.Lock()
         self._origins: dict[str, OriginConfig] = {}
-        self._latest: dict[str, ProbeResult] = {}
+        self._latest: dict[str, Judgment] = {}
         self._history: deque[HistoryEntry] = deque(maxlen=history_size)
         self._failures: deque[HistoryEntry] = deque(maxlen=failure_history_size)
         self._sequence = 0
@@ -50,7 +50,7 @@ class ResultStore:
                 if name in self._origins and previous.get(name) == self._origins[name]
             }
 
-    def record(self, origin: str, result: ProbeResult) -> None:
+    def record(self, origin: str, result: Judgment) -> None:
         with self._lock:
             if origin not in self._origins:
                 return  # removed by a reload while it was being probed

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.engine.probe import Engine
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeOptions, ProbeTarget
 from tests.origins import TestOrigins
 
@@ -24,6 +24,6 @@ def engine() -> Engine:
     return Engine()
 
 
-def run_probe(engine: Engine, target: ProbeTarget, **options: object) -> ProbeResult:
+def run_probe(engine: Engine, target: ProbeTarget, **options: object) -> Judgment:
     options.setdefault("timeout", 5.0)
     return asyncio.run(engine.probe(target, ProbeOptions(**options)))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from exporter.config import OriginConfig
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.metrics import Labelled, render_families, result_families
 from exporter.pages import render_origin
 from exporter.report import render_text, result_dict
@@ -40,7 +40,7 @@ def mask(text: str, ports: Iterable[int]) -> str:
     return text
 
 
-def _json_report(result: ProbeResult) -> str:
+def _json_report(result: Judgment) -> str:
     report = result_dict(result)
     report.pop("duration_seconds", None)
     report.pop("started_at", None)
@@ -48,7 +48,7 @@ def _json_report(result: ProbeResult) -> str:
     return json.dumps(report, indent=1, sort_keys=True)
 
 
-def _metrics(name: str, result: ProbeResult) -> str:
+def _metrics(name: str, result: Judgment) -> str:
     text = render_families(result_families([Labelled({"origin": name}, result)], ["origin"]))
     volatile = ("probe_duration_seconds", "last_probe_timestamp_seconds", "timestamp_seconds")
     lines = []
@@ -59,13 +59,13 @@ def _metrics(name: str, result: ProbeResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _page(name: str, config: OriginConfig, result: ProbeResult) -> str:
+def _page(name: str, config: OriginConfig, result: Judgment) -> str:
     now = dt.datetime.fromtimestamp(result.started_at + 30, dt.UTC)
     html = render_origin(OriginState(config, result), (), (), now)
     return re.sub(r"\d+ (s|min|h|d) ago", "<ago>", html)
 
 
-def views(name: str, config: OriginConfig, result: ProbeResult) -> dict[str, str]:
+def views(name: str, config: OriginConfig, result: Judgment) -> dict[str, str]:
     """Each view of one result, unmasked; keys are golden file suffixes."""
     return {
         "metrics.txt": _metrics(name, result),

@@ -21,7 +21,7 @@ from exporter.demo.modern import ModernConfig, ModernTLSServer
 from exporter.demo.pki import DemoPKI, write_chain
 from exporter.engine.catalogue import Protocol
 from exporter.engine.probe import Engine
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeOptions, ProbeTarget
 
 NAMES = [
@@ -48,7 +48,7 @@ def origin(fleet: DemoFleet, name: str) -> DemoOrigin:
     return next(o for o in fleet.origins if o.name == name)
 
 
-def probe(fleet: DemoFleet, o: DemoOrigin) -> ProbeResult:
+def probe(fleet: DemoFleet, o: DemoOrigin) -> Judgment:
     target = ProbeTarget(
         host=o.host,
         port=o.port,

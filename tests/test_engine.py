@@ -7,7 +7,7 @@ import pytest
 from exporter.engine.catalogue import CATALOGUE, Protocol
 from exporter.engine.chain import ChainStatus
 from exporter.engine.probe import Engine
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.engine.target import ConfirmMode, ProbeTarget
 from exporter.engine.verdict import FailureReason as R
 from tests.conftest import run_probe
@@ -16,7 +16,7 @@ from tests.origins import TestOrigins
 TLS = (Protocol.TLSv1, Protocol.TLSv1_1, Protocol.TLSv1_2)
 
 
-def accepted(result: ProbeResult, protocol: Protocol) -> set[str]:
+def accepted(result: Judgment, protocol: Protocol) -> set[str]:
     found = result.protocol(protocol)
     assert found is not None
     return {s.name for s in found.accepted_suites}

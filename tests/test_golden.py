@@ -11,7 +11,7 @@ import pytest
 
 from exporter.config import OriginConfig
 from exporter.engine.probe import Engine
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeOptions, ProbeTarget
 from tests.golden_outputs import GOLDEN, mask, views
 from tests.hostile import FAST, HOST, HostileOrigins
@@ -30,7 +30,7 @@ def hostile(origins: TestOrigins) -> Iterator[HostileOrigins]:
 @pytest.fixture(scope="module")
 def probed(
     origins: TestOrigins, hostile: HostileOrigins
-) -> dict[str, tuple[ProbeTarget, ProbeResult, tuple[int, ...]]]:
+) -> dict[str, tuple[ProbeTarget, Judgment, tuple[int, ...]]]:
     targets: dict[str, tuple[ProbeTarget, tuple[int, ...]]] = {}
     for name, origin in origins.origins.items():
         targets[name] = (origin.target(), (origin.port,))
@@ -40,7 +40,7 @@ def probed(
         targets[f"hostile_{name}"] = (target, (hostile[name],))
     engine = Engine()
 
-    async def run_all() -> list[ProbeResult]:
+    async def run_all() -> list[Judgment]:
         options = ProbeOptions(timeout=3.0)
         return list(await asyncio.gather(*(engine.probe(t, options) for t, _ in targets.values())))
 
@@ -64,7 +64,7 @@ def _config(name: str, target: ProbeTarget) -> OriginConfig:
 
 
 def test_every_view_matches_the_golden_files(
-    probed: dict[str, tuple[ProbeTarget, ProbeResult, tuple[int, ...]]],
+    probed: dict[str, tuple[ProbeTarget, Judgment, tuple[int, ...]]],
     origins: TestOrigins,
 ) -> None:
     differences = []

@@ -40,7 +40,7 @@ from exporter.engine.hello import (
 )
 from exporter.engine.net import MAX_BYTES_PER_PROBE, Endpoint
 from exporter.engine.probe import Engine
-from exporter.engine.result import ProbeResult
+from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeOptions, ProbeTarget
 from exporter.engine.verdict import FailureReason
 from exporter.metrics import new_registry
@@ -90,7 +90,7 @@ def target(name: str, hostile: HostileOrigins, ca_file: str) -> ProbeTarget:
 
 @dataclass(frozen=True)
 class Outcome:
-    result: ProbeResult
+    result: Judgment
     elapsed: float  # wall clock around `Engine.probe`
     bytes_read: int  # what the probe's Endpoint was charged: bytes read from the origin
 
@@ -106,14 +106,14 @@ def outcomes(hostile: HostileOrigins, origins: TestOrigins) -> dict[str, Outcome
         charged[self.port] = self.bytes_read + size
         charge(self, size)
 
-    async def one(name: str) -> tuple[str, ProbeResult, float]:
+    async def one(name: str) -> tuple[str, Judgment, float]:
         start = time.monotonic()
         result = await engine.probe(
             target(name, hostile, origins.ca_file), ProbeOptions(timeout=TIMEOUT)
         )
         return name, result, time.monotonic() - start
 
-    async def every() -> list[tuple[str, ProbeResult, float]]:
+    async def every() -> list[tuple[str, Judgment, float]]:
         return await asyncio.gather(*(one(name) for name in EXPECTED))
 
     with pytest.MonkeyPatch.context() as patch:
@@ -359,7 +359,7 @@ BUGGY_HOST = "buggy.test"
 class BuggyEngine(Engine):
     """An engine with a bug for one host: nothing an origin does can provoke one on purpose."""
 
-    async def probe(self, target: ProbeTarget, options: ProbeOptions | None = None) -> ProbeResult:
+    async def probe(self, target: ProbeTarget, options: ProbeOptions | None = None) -> Judgment:
         if target.host == BUGGY_HOST:
             raise RuntimeError("a bug in the engine")
         return await super().probe(target, options)
@@ -407,7 +407,7 @@ def test_a_probe_crash_is_contained_logged_once_counted_and_reported(
     crashing = ("buggy", "orphan")
     enough = asyncio.Event()  # binds to a loop when first awaited (Python >= 3.10)
 
-    def on_result(origin: str, result: ProbeResult) -> None:
+    def on_result(origin: str, result: Judgment) -> None:
         collector.prepare(origin, result)
         if all(len(store.history(n)) >= 3 for n in crashing) and store.history("good"):
             enough.set()

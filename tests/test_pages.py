@@ -27,8 +27,8 @@ from exporter.engine.catalogue import CATALOGUE, Protocol
 from exporter.engine.chain import ChainAnalysis, ChainStatus
 from exporter.engine.probe import Engine
 from exporter.engine.result import (
+    Judgment,
     Negotiation,
-    ProbeResult,
     ProtocolResult,
     SuiteResult,
 )
@@ -48,6 +48,7 @@ from exporter.store import OriginState, ResultStore
 from exporter.web import WebState, build_app
 from exporter.web_pages import CONTENT_SECURITY_POLICY
 from tests.dom import Node, parse
+from tests.support.judgments import judgment
 
 SCRIPT_NAME = "<script>alert(1)</script>/dist"  # a `/` too, as discovery will name origins
 LABEL = '"><img src=x onerror=alert(2)>'
@@ -65,7 +66,7 @@ MARKUP_TAGS = {"script", "img", "svg", "iframe", "object", "embed", "base", "lin
 class Hostile:
     config: ExporterConfig
     store: ResultStore
-    result: ProbeResult
+    result: Judgment
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         store = ResultStore()
         store.set_origins(config.origins)
         engine = Engine()
-        result = ProbeResult(target=origin.target(), started_at=0, duration_seconds=0, reasons=())
+        result = judgment(origin.target())
         for _ in range(2):
             result = asyncio.run(engine.probe(origin.target(), ProbeOptions(timeout=5)))
             store.record(origin.name, result)
@@ -273,7 +274,7 @@ def test_not_found_page_escapes_the_name() -> None:
 
 def _result(
     name: str, reasons: tuple[FailureReason, ...], expiry_days: float | None, started: float
-) -> ProbeResult:
+) -> Judgment:
     chain = None
     if expiry_days is not None:
         chain = ChainAnalysis(
@@ -288,7 +289,7 @@ def _result(
             earliest_expiry=NOW + dt.timedelta(days=expiry_days),
         )
     suite = CATALOGUE.by_name["ECDHE-RSA-AES128-GCM-SHA256"]
-    return ProbeResult(
+    return judgment(
         target=ProbeTarget(host=f"{name}.test"),
         started_at=started,
         duration_seconds=0.25,
@@ -415,7 +416,7 @@ def test_matrix_cell_states() -> None:
             ),
         ),
     )
-    result = ProbeResult(
+    result = judgment(
         target=ProbeTarget(host="x.test", protocols=(Protocol.TLSv1_2,)),
         started_at=NOW.timestamp(),
         duration_seconds=1.5,

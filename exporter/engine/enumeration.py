@@ -8,7 +8,6 @@ a broad offer, to tell "speaks the protocol, none of CloudFront's suites" from "
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tlslite.constants import AlertDescription
 
@@ -16,16 +15,7 @@ from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherS
 from .errors import ProtocolViolation
 from .hello import HelloAnswer, HelloSpec, Refusal, ServerHelloInfo, exchange_hello
 from .net import Endpoint
-
-
-@dataclass(frozen=True)
-class Enumeration:
-    protocol: Protocol
-    spoken: bool
-    picked: tuple[CipherSuite, ...]  # in the order the server picked them
-    refusal: str | None  # how the server declined the last offer
-    broad_suite: int | None = None  # the suite picked from the broad offer, if one was made
-
+from .observations import EnumerationRecord, HelloAnswerRecord, HelloExchange
 
 Log = Callable[[str], None]
 
@@ -59,18 +49,20 @@ async def enumerate_protocol(
     log: Log,
     on_pick: Callable[[CipherSuite], None] | None = None,
     first_answer: HelloAnswer | None = None,
-) -> Enumeration:
+    exchanges: list[HelloExchange] | None = None,
+) -> EnumerationRecord:
     """`on_pick` is told each suite as soon as the server picks it, so that its confirmation can
     start while the rest of the chain goes on. `first_answer` is the server's answer to this
     protocol's first offer when it has already been asked (CloudFront's own hello, when it is
-    that same ClientHello): the chain starts from it instead of asking again."""
+    that same ClientHello): the chain starts from it instead of asking again. Each exchange is
+    appended to `exchanges` as it happens, so a caller still has them if a later one fails."""
+    exchanges = [] if exchanges is None else exchanges
     remaining = list(catalogue.suites_for(protocol))
-    picked: list[CipherSuite] = []
-    refusal: str | None = None
-    first_answer_alert: int | None = None  # the alert that refused the very first offer
+    first_refusal: Refusal | None = None
     while remaining:
         offer = tuple(s.code for s in remaining)
         source = ""
+        reused = first_answer is not None
         if first_answer is not None:
             answer, first_answer = first_answer, None
             source = " (CloudFront's hello)"
@@ -78,11 +70,15 @@ async def enumerate_protocol(
             answer = await exchange_hello(
                 endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
             )
+        exchanges.append(
+            HelloExchange(
+                str(protocol), offer, HelloAnswerRecord.of(answer), cloudfront_hello=reused
+            )
+        )
         if isinstance(answer, Refusal):
-            if not picked:
-                first_answer_alert = answer.alert
-            refusal = answer.describe()
-            log(f"{protocol}: offered {len(offer)} suites{source}: {refusal}")
+            if len(exchanges) == 1:
+                first_refusal = answer
+            log(f"{protocol}: offered {len(offer)} suites{source}: {answer.describe()}")
             break
         if answer.protocol is not protocol:
             # The server answered with another version: it does not speak this one.
@@ -95,30 +91,33 @@ async def enumerate_protocol(
                 f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
             )
         log(f"{protocol}: offered {len(offer)} suites{source}: server picked {chosen.name}")
-        picked.append(chosen)
         remaining.remove(chosen)
         if on_pick is not None:
             on_pick(chosen)
-    if picked:
-        return Enumeration(protocol, True, tuple(picked), refusal)
-    if protocol is Protocol.TLSv1_3:
-        return Enumeration(protocol, False, (), refusal)
-    if first_answer_alert == AlertDescription.protocol_version:
+    picked_any = len(exchanges) > 1 or (
+        exchanges[0].answer.is_server_hello and exchanges[0].answer.protocol == str(protocol)
+    )
+    if picked_any or protocol is Protocol.TLSv1_3:
+        return EnumerationRecord(str(protocol), tuple(exchanges))
+    if first_refusal is not None and first_refusal.alert == AlertDescription.protocol_version:
         # The server said outright that it does not speak this version (OpenSSL, and so nginx
         # and most servers, answer an unsupported version this way and a cipher mismatch with
         # handshake_failure): a broad offer would only hear it again.
         log(f"{protocol}: protocol_version alert: protocol not spoken")
-        return Enumeration(protocol, False, (), refusal)
+        return EnumerationRecord(str(protocol), tuple(exchanges))
     broad = HelloSpec(
         protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES
     )
     answer = await exchange_hello(endpoint, broad)
+    exchanges.append(
+        HelloExchange(str(protocol), broad.suites, HelloAnswerRecord.of(answer), broad=True)
+    )
     if isinstance(answer, ServerHelloInfo) and answer.protocol is protocol:
         log(f"{protocol}: broad offer: server picked 0x{answer.suite:04X}, outside the catalogue")
-        return Enumeration(protocol, True, (), refusal, broad_suite=answer.suite)
-    described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
-    log(f"{protocol}: broad offer: {described}: protocol not spoken")
-    return Enumeration(protocol, False, (), refusal)
+    else:
+        described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+        log(f"{protocol}: broad offer: {described}: protocol not spoken")
+    return EnumerationRecord(str(protocol), tuple(exchanges))
 
 
 def _version_name(answer: ServerHelloInfo) -> str:

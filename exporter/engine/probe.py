@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from tlslite.constants import CipherSuite as TlsliteSuites
-
 from .catalogue import (
     ALL_PROTOCOLS,
     BROAD_GROUPS,
@@ -28,27 +26,26 @@ from .catalogue import (
     CipherSuite,
     Protocol,
 )
-from .certs import CertificateParseError
-from .chain import ChainAnalysis, ChainStatus, TrustStore, analyse_chain
+from .chain import TrustStore
 from .confirm import Confirmation, HandshakeConfirmer
-from .enumeration import Enumeration, cloudfront_spec, enumerate_protocol, first_offer
+from .enumeration import cloudfront_spec, enumerate_protocol, first_offer
 from .errors import BudgetExceeded, ConnectError, EngineError
 from .hello import HelloAnswer, HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
-from .names import NameMatch, match_name
+from .judge import Policy, judge
 from .net import Endpoint, resolve
-from .result import Negotiation, ProbeResult, ProtocolResult, SuiteResult
+from .observations import (
+    EnumerationRecord,
+    HandshakeRecord,
+    HelloAnswerRecord,
+    HelloExchange,
+    Observations,
+    StopRecord,
+    TargetRecord,
+)
+from .result import Judgment
 from .target import ConfirmMode, ProbeOptions, ProbeTarget
-from .verdict import FailureReason
 
 _T = TypeVar("_T")
-
-_CHAIN_REASONS = {
-    ChainStatus.MISSING_INTERMEDIATE: FailureReason.MISSING_INTERMEDIATE,
-    ChainStatus.WRONG_ORDER: FailureReason.WRONG_ORDER,
-    ChainStatus.UNTRUSTED: FailureReason.UNTRUSTED,
-    ChainStatus.EXPIRED: FailureReason.EXPIRED,
-    ChainStatus.NOT_YET_VALID: FailureReason.NOT_YET_VALID,
-}
 
 
 class _Log:
@@ -84,85 +81,95 @@ class Engine:
             self._trust[key] = TrustStore.from_file(ca_file)
         return self._trust[key]
 
-    async def probe(self, target: ProbeTarget, options: ProbeOptions | None = None) -> ProbeResult:
-        """Never raises for anything the origin does; bad `ca_file` raises ValueError."""
-        options = options or ProbeOptions()
+    async def probe(self, target: ProbeTarget, options: ProbeOptions | None = None) -> Judgment:
+        """Observe, then judge with the target's trust store and this engine's catalogue.
+
+        Never raises for anything the origin does; bad `ca_file` raises ValueError."""
         trust = self.trust_store(target.ca_file)
+        observations = await self.observe(target, options)
+        return judge(
+            observations, trust, self.catalogue, Policy.of(target), dt.datetime.now(dt.UTC)
+        )
+
+    async def observe(
+        self, target: ProbeTarget, options: ProbeOptions | None = None
+    ) -> Observations:
+        """What the origin does; never raises for anything the origin does."""
+        options = options or ProbeOptions()
         started_at = time.time()
         start = time.monotonic()
         log = _Log(start)
-        state = _ProbeState()
+        run = _Run(self, target, options, log)
+        stopped: StopRecord | None = None
         try:
             async with asyncio.timeout(options.deadline):
-                await self._run(target, options, trust, log, state)
+                await run.phases()
         except TimeoutError:
-            state.error = f"probe deadline of {options.deadline:g}s exceeded"
-            state.stopped_by = FailureReason.TIMEOUT
-            log(state.error)
+            stopped = StopRecord("timeout", f"probe deadline of {options.deadline:g}s exceeded")
+            log(stopped.detail)
         except EngineError as exc:
-            state.error = str(exc)
-            state.stopped_by = FailureReason(exc.reason)
+            stopped = StopRecord(exc.reason, str(exc))
             log(f"stopped: {exc}")
-        return state.result(target, started_at, time.monotonic() - start, log.lines)
+        return run.observations(started_at, time.monotonic() - start, stopped)
 
-    async def _run(
-        self,
-        target: ProbeTarget,
-        options: ProbeOptions,
-        trust: TrustStore,
-        log: _Log,
-        state: _ProbeState,
-    ) -> None:
-        catalogue = self.catalogue
-        name = target.server_name
-        state.address = await resolve(target.host, target.port, target.address, options.timeout)
-        endpoint = Endpoint(
-            state.address,
-            target.port,
-            options.timeout,
-            options.max_connections,
-            options.max_bytes,
+
+@dataclass
+class _Run:
+    """One probe's phases; each returns its observation records, kept here as they arrive so a
+    probe stopped half way still reports what it saw."""
+
+    engine: Engine
+    target: ProbeTarget
+    options: ProbeOptions
+    log: _Log
+    address: str | None = None
+    endpoint: Endpoint | None = None
+    cloudfront_hello: HelloExchange | None = None
+    enumerations: tuple[EnumerationRecord, ...] = ()
+    handshakes: tuple[HandshakeRecord, ...] = ()
+    certificates: tuple[bytes, ...] = ()
+    certificates_from: str | None = None
+
+    def observations(
+        self, started_at: float, duration: float, stopped: StopRecord | None
+    ) -> Observations:
+        target = self.target
+        return Observations(
+            target=TargetRecord.of(target),
+            started_at=started_at,
+            duration_seconds=duration,
+            address=self.address,
+            cloudfront_hello=self.cloudfront_hello,
+            enumerations=self.enumerations,
+            handshakes=self.handshakes,
+            certificates=self.certificates,
+            certificates_from=self.certificates_from,
+            connections=self.endpoint.connections_opened if self.endpoint else 0,
+            bytes_read=self.endpoint.bytes_read if self.endpoint else 0,
+            stopped=stopped,
+            log=tuple(self.log.lines),
         )
-        state.endpoint = endpoint
-        log(f"resolved {target.host} to {state.address}; SNI {name or '(none)'}")
 
-        policy = tuple(p for p in catalogue.protocols if p in target.protocols)
-        highest = policy[-1]
-        offer = tuple(s.code for s in catalogue.suites if any(s.valid_in(p) for p in policy))
-        spec = cloudfront_spec(catalogue, highest, name, offer)
-        hello = await exchange_hello(
-            endpoint, replace(spec, read_until=ReadUntil.SERVER_HELLO_DONE)
-        )
-        log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
-
+    async def phases(self) -> None:
+        endpoint = await self.resolve()
+        catalogue = self.engine.catalogue
+        name = self.target.server_name
+        policy = tuple(p for p in catalogue.protocols if p in self.target.protocols)
+        spec, hello = await self.hello(endpoint, policy)
         negotiated = _negotiated(hello, policy, catalogue)
         # CloudFront's hello is, byte for byte but the random, the first offer of the highest
         # protocol's enumeration whenever the policy's suites are that protocol's: its answer
         # serves both, one connection and one round trip fewer.
-        reusable = spec == first_offer(catalogue, highest, name)
-        protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
+        reusable = spec == first_offer(catalogue, policy[-1], name)
         # Pipelined: each confirmation starts as soon as its suite is known (CloudFront's pick
         # now, every other one the moment its enumeration step answers) instead of after the
         # last enumeration; all of them share the origin's connection limit.
-        pending = _Confirmations(self.confirmer, endpoint, name)
+        pending = _Confirmations(self.engine.confirmer, endpoint, name)
         try:
             if negotiated is not None:
                 pending.start(*negotiated)
-            enumerations = await _all(
-                [
-                    _enumerate(
-                        endpoint,
-                        catalogue,
-                        p,
-                        name,
-                        log,
-                        pending.starter(p)
-                        if options.confirm is ConfirmMode.ALL and p.cloudfront
-                        else None,
-                        hello if p is highest and reusable else None,
-                    )
-                    for p in protocols
-                ]
+            self.enumerations = await self.enumerate(
+                endpoint, pending, policy[-1], hello if reusable else None
             )
             if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
                 # Not one TLS byte on any connection, whatever was offered: something accepts
@@ -172,22 +179,95 @@ class Engine:
                     f"{endpoint.display} accepts TCP connections but {hello.describe()} on "
                     "every ClientHello, without sending a single TLS record"
                 )
-
-            to_confirm: list[tuple[Protocol, CipherSuite]] = []
-            if negotiated is not None:
-                to_confirm.append(negotiated)
-            if options.confirm is ConfirmMode.ALL:
-                to_confirm += [
-                    (e.protocol, s)
-                    for e in enumerations
-                    if isinstance(e, Enumeration) and e.protocol.cloudfront
-                    for s in e.picked
-                ]
-            unique = list(dict.fromkeys(to_confirm))
-            outcomes = await pending.results(unique)
+            self.handshakes = await self.confirm(pending, negotiated)
         finally:
             await pending.cancel_rest()
-        confirmations = []
+        if isinstance(hello, ServerHelloInfo) and hello.certificates:
+            self.certificates, self.certificates_from = hello.certificates, "cloudfront_hello"
+        else:
+            self.certificates = await _fetch_certificates(
+                endpoint, self.enumerations, name, self.log
+            )
+            self.certificates_from = "broad_offer" if self.certificates else None
+
+    async def resolve(self) -> Endpoint:
+        target, options = self.target, self.options
+        self.address = await resolve(target.host, target.port, target.address, options.timeout)
+        self.endpoint = Endpoint(
+            self.address,
+            target.port,
+            options.timeout,
+            options.max_connections,
+            options.max_bytes,
+        )
+        self.log(f"resolved {target.host} to {self.address}; SNI {target.server_name or '(none)'}")
+        return self.endpoint
+
+    async def hello(
+        self, endpoint: Endpoint, policy: tuple[Protocol, ...]
+    ) -> tuple[HelloSpec, HelloAnswer]:
+        """CloudFront's own ClientHello: its suites and order, up to the policy's highest."""
+        catalogue = self.engine.catalogue
+        highest = policy[-1]
+        offer = tuple(s.code for s in catalogue.suites if any(s.valid_in(p) for p in policy))
+        spec = cloudfront_spec(catalogue, highest, self.target.server_name, offer)
+        hello = await exchange_hello(
+            endpoint, replace(spec, read_until=ReadUntil.SERVER_HELLO_DONE)
+        )
+        self.cloudfront_hello = HelloExchange(
+            str(highest), offer, HelloAnswerRecord.of(hello), cloudfront_hello=True
+        )
+        self.log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
+        return spec, hello
+
+    async def enumerate(
+        self,
+        endpoint: Endpoint,
+        pending: _Confirmations,
+        highest: Protocol,
+        reusable_hello: HelloAnswer | None,
+    ) -> tuple[EnumerationRecord, ...]:
+        options = self.options
+        protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
+        return tuple(
+            await _all(
+                [
+                    _enumerate(
+                        endpoint,
+                        self.engine.catalogue,
+                        p,
+                        self.target.server_name,
+                        self.log,
+                        pending.starter(p)
+                        if options.confirm is ConfirmMode.ALL and p.cloudfront
+                        else None,
+                        reusable_hello if p is highest else None,
+                    )
+                    for p in protocols
+                ]
+            )
+        )
+
+    async def confirm(
+        self, pending: _Confirmations, negotiated: tuple[Protocol, CipherSuite] | None
+    ) -> tuple[HandshakeRecord, ...]:
+        """Await every complete handshake: CloudFront's pick, and with `confirm: all` every
+        suite an enumeration picked."""
+        catalogue = self.engine.catalogue
+        to_confirm: list[tuple[Protocol, CipherSuite]] = []
+        if negotiated is not None:
+            to_confirm.append(negotiated)
+        if self.options.confirm is ConfirmMode.ALL:
+            to_confirm += [
+                (Protocol(e.protocol), suite)
+                for e in self.enumerations
+                if Protocol(e.protocol).cloudfront
+                if e.error is None
+                for suite in _picked(e, catalogue)
+            ]
+        unique = list(dict.fromkeys(to_confirm))
+        outcomes = await pending.results(unique)
+        records = []
         for (protocol, suite), outcome in zip(unique, outcomes, strict=True):
             if (
                 isinstance(outcome, EngineError)
@@ -198,87 +278,26 @@ class Engine:
                 outcome = Confirmation(protocol, suite, False, "-", str(outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
-            confirmations.append(outcome)
-        confirmed = {(c.protocol, c.suite): c for c in confirmations}
-        for c in confirmations:
-            verdict = "completed" if c.completed else f"failed: {c.error}"
-            log(f"{c.protocol} {c.suite.name}: full handshake ({c.backend}) {verdict}")
-
-        state.protocols = tuple(
-            _protocol_result(e, target.protocols, confirmed) for e in enumerations
-        )
-        state.negotiation = _negotiation(hello, negotiated, confirmed, policy, catalogue)
-
-        certificates = hello.certificates if isinstance(hello, ServerHelloInfo) else ()
-        if not certificates:
-            certificates = await _fetch_certificates(endpoint, state.protocols, name, log)
-        if certificates:
-            try:
-                state.chain, state.name_match = _analyse(
-                    certificates, trust, target.checked_name, log
+            verdict = "completed" if outcome.completed else f"failed: {outcome.error}"
+            self.log(f"{protocol} {suite.name}: full handshake ({outcome.backend}) {verdict}")
+            records.append(
+                HandshakeRecord(
+                    str(protocol), suite.name, outcome.completed, outcome.backend, outcome.error
                 )
-            except CertificateParseError as exc:
-                state.chain_error = str(exc)
-                log(f"certificates: {exc}")
+            )
+        return tuple(records)
 
 
-@dataclass
-class _ProbeState:
-    address: str | None = None
-    endpoint: Endpoint | None = None
-    protocols: tuple[ProtocolResult, ...] = ()
-    negotiation: Negotiation | None = None
-    chain: ChainAnalysis | None = None
-    name_match: NameMatch | None = None
-    error: str | None = None
-    stopped_by: FailureReason | None = None
-    chain_error: str | None = None
-
-    def result(
-        self, target: ProbeTarget, started_at: float, duration: float, log: Sequence[str]
-    ) -> ProbeResult:
-        return ProbeResult(
-            target=target,
-            started_at=started_at,
-            duration_seconds=duration,
-            reasons=self.reasons(),
-            address=self.address,
-            protocols=self.protocols,
-            negotiation=self.negotiation,
-            chain=self.chain,
-            name_match=self.name_match,
-            connections=self.endpoint.connections_opened if self.endpoint else 0,
-            error=self.error,
-            log=tuple(log),
-        )
-
-    def reasons(self) -> tuple[FailureReason, ...]:
-        if self.stopped_by is not None:
-            return (self.stopped_by,)
-        reasons: list[FailureReason] = []
-        negotiation = self.negotiation
-        if negotiation is None or not negotiation.completed:
-            in_policy = [p for p in self.protocols if p.in_policy]
-            if negotiation is not None and any(
-                p.protocol is negotiation.protocol for p in in_policy
-            ):
-                # The server answered CloudFront's own hello with a protocol in the policy,
-                # and still the handshake cannot complete (a suite CloudFront did not offer,
-                # or the confirmation failed): whatever the other hellos say.
-                reasons.append(FailureReason.HANDSHAKE_FAILED)
-            elif not any(p.spoken for p in in_policy):
-                reasons.append(FailureReason.NO_COMMON_PROTOCOL)
-            elif not any(p.picked for p in in_policy):
-                reasons.append(FailureReason.NO_COMMON_CIPHER)
-            else:
-                reasons.append(FailureReason.HANDSHAKE_FAILED)
-        if self.chain_error is not None:
-            reasons.append(FailureReason.HANDSHAKE_FAILED)
-        if self.name_match is not None and not self.name_match.ok:
-            reasons.append(FailureReason.NAME_MISMATCH)
-        if self.chain is not None:
-            reasons.extend(_CHAIN_REASONS[p] for p in self.chain.problems)
-        return tuple(dict.fromkeys(reasons))
+def _picked(record: EnumerationRecord, catalogue: Catalogue) -> list[CipherSuite]:
+    """The catalogue suites the server picked under the record's own protocol, in order."""
+    return [
+        catalogue.by_code[e.answer.suite]
+        for e in record.exchanges
+        if not e.broad
+        and e.answer.is_server_hello
+        and e.answer.protocol == record.protocol
+        and e.answer.suite in catalogue.by_code
+    ]
 
 
 async def _enumerate(
@@ -289,17 +308,18 @@ async def _enumerate(
     log: _Log,
     on_pick: Callable[[CipherSuite], None] | None = None,
     first_answer: HelloAnswer | None = None,
-) -> Enumeration | ProtocolResult:
+) -> EnumerationRecord:
     """One protocol's enumeration; a server misbehaving on it does not cost the others."""
+    exchanges: list[HelloExchange] = []
     try:
         return await enumerate_protocol(
-            endpoint, catalogue, protocol, name, log, on_pick, first_answer
+            endpoint, catalogue, protocol, name, log, on_pick, first_answer, exchanges
         )
     except BudgetExceeded:
         raise
     except EngineError as exc:
         log(f"{protocol}: enumeration stopped: {exc}")
-        return ProtocolResult(protocol, False, None, error=str(exc))
+        return EnumerationRecord(str(protocol), tuple(exchanges), error=str(exc))
 
 
 class _Confirmations:
@@ -375,70 +395,23 @@ def _negotiated(
     return hello.protocol, suite
 
 
-def _negotiation(
-    hello: ServerHelloInfo | Refusal,
-    negotiated: tuple[Protocol, CipherSuite] | None,
-    confirmed: dict[tuple[Protocol, CipherSuite], Confirmation],
-    policy: tuple[Protocol, ...],
-    catalogue: Catalogue,
-) -> Negotiation:
-    if isinstance(hello, Refusal):
-        return Negotiation(None, None, None, False, f"server declined: {hello.describe()}")
-    group = catalogue.group_name(hello.group)
-    if negotiated is None:
-        if hello.protocol not in policy:
-            version = hello.protocol or f"version {hello.wire_version}"
-            error = f"server chose {version}, which the origin protocol policy does not enable"
-        else:
-            error = f"server chose suite 0x{hello.suite:04X}, which CloudFront did not offer"
-        return Negotiation(hello.protocol, catalogue.by_code.get(hello.suite), group, False, error)
-    protocol, suite = negotiated
-    confirmation = confirmed[negotiated]
-    return Negotiation(protocol, suite, group, confirmation.completed, confirmation.error)
-
-
-def _protocol_result(
-    enumeration: Enumeration | ProtocolResult,
-    policy: tuple[Protocol, ...],
-    confirmed: dict[tuple[Protocol, CipherSuite], Confirmation],
-) -> ProtocolResult:
-    if isinstance(enumeration, ProtocolResult):
-        return replace(enumeration, in_policy=enumeration.protocol in policy)
-    picked = []
-    for suite in enumeration.picked:
-        confirmation = confirmed.get((enumeration.protocol, suite))
-        if confirmation is None:
-            picked.append(SuiteResult(suite, None))
-        else:
-            picked.append(
-                SuiteResult(suite, confirmation.completed, confirmation.backend, confirmation.error)
-            )
-    return ProtocolResult(
-        protocol=enumeration.protocol,
-        in_policy=enumeration.protocol in policy,
-        spoken=enumeration.spoken,
-        picked=tuple(picked),
-        refusal=enumeration.refusal,
-        outside_suite=None
-        if enumeration.broad_suite is None
-        else str(
-            TlsliteSuites.ietfNames.get(enumeration.broad_suite, f"0x{enumeration.broad_suite:04X}")
-        ),
-    )
-
-
 async def _fetch_certificates(
     endpoint: Endpoint,
-    protocols: tuple[ProtocolResult, ...],
+    enumerations: tuple[EnumerationRecord, ...],
     server_name: str | None,
     log: _Log,
 ) -> tuple[bytes, ...]:
     """When CloudFront's hello got no certificate, ask with a broad offer so facts still show."""
-    spoken = [p.protocol for p in protocols if p.spoken and p.protocol.cloudfront]
-    if not spoken:
+    answered = [
+        Protocol(e.protocol)
+        for e in enumerations
+        if e.error is None and Protocol(e.protocol).cloudfront and e.server_hello_in_protocol
+    ]
+    if not answered:
         return ()
+    protocol = answered[-1]
     spec = HelloSpec(
-        spoken[-1],
+        protocol,
         CATALOGUE.broad_codes,
         server_name,
         BROAD_GROUPS,
@@ -450,20 +423,9 @@ async def _fetch_certificates(
     except BudgetExceeded:
         raise
     except EngineError as exc:  # facts only: the verdict is already known
-        log(f"certificates: broad {spoken[-1]} offer failed: {exc}")
+        log(f"certificates: broad {protocol} offer failed: {exc}")
         return ()
     if isinstance(answer, ServerHelloInfo) and answer.certificates:
-        log(f"certificates fetched with a broad {spoken[-1]} offer")
+        log(f"certificates fetched with a broad {protocol} offer")
         return answer.certificates
     return ()
-
-
-def _analyse(
-    certificates: tuple[bytes, ...], trust: TrustStore, name: str, log: _Log
-) -> tuple[ChainAnalysis, NameMatch]:
-    chain = analyse_chain(certificates, trust, dt.datetime.now(dt.UTC))
-    leaf = chain.certificates[0]
-    match = match_name(name, leaf.dns_names, leaf.ip_addresses, leaf.common_names)
-    log(f"chain: {chain.status}: {chain.detail}")
-    log(f"name {name}: {'matches ' + str(match.matched_by) if match.ok else 'not covered'}")
-    return chain, match

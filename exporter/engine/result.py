@@ -1,4 +1,8 @@
-"""Immutable results of one probe; every consumer (metrics, page, `check`) only reads these."""
+"""What one probe means: `judge`'s output, the only input of the views.
+
+Everything here is decided by `judge.judge` from `Observations`; nothing computes a verdict on
+its own (`compatible`, `success` and `legacy_only` are fields the judge sets, not properties).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from dataclasses import dataclass
 from .catalogue import CipherSuite, Protocol
 from .chain import ChainAnalysis
 from .names import NameMatch
+from .observations import Observations
 from .target import ProbeTarget
-from .verdict import CONNECTIVITY_REASONS, FailureReason
+from .verdict import FailureReason
 
 
 @dataclass(frozen=True)
@@ -58,40 +63,38 @@ class Negotiation:
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class Judgment:
     target: ProbeTarget
-    started_at: float  # unix time
-    duration_seconds: float
+    observations: Observations
     reasons: tuple[FailureReason, ...]  # empty: CloudFront can connect
-    address: str | None = None
+    compatible: bool  # CloudFront can connect: no failure reason, and the probe did not fail
+    success: bool  # the origin was reached and answered in TLS: the verdict rests on it
+    legacy_only: bool  # CloudFront connects, but only with SSLv3 or an RC4/3DES suite
     protocols: tuple[ProtocolResult, ...] = ()
     negotiation: Negotiation | None = None
     chain: ChainAnalysis | None = None
     name_match: NameMatch | None = None
-    connections: int = 0
     error: str | None = None  # why the probe stopped early, when it did
-    log: tuple[str, ...] = ()
+    log: tuple[str, ...] = ()  # the probe's log, then what the judge concluded
 
     @property
-    def compatible(self) -> bool:
-        """CloudFront can connect: no failure reason, and the probe itself did not fail."""
-        return not self.reasons and self.error is None
+    def started_at(self) -> float:
+        return self.observations.started_at
 
     @property
-    def success(self) -> bool:
-        """The origin was reached and answered in TLS, so the verdict rests on its answers."""
-        return not CONNECTIVITY_REASONS.intersection(self.reasons) and self.error is None
+    def duration_seconds(self) -> float:
+        return self.observations.duration_seconds
+
+    @property
+    def address(self) -> str | None:
+        return self.observations.address
+
+    @property
+    def connections(self) -> int:
+        return self.observations.connections
 
     def protocol(self, protocol: Protocol) -> ProtocolResult | None:
         for result in self.protocols:
             if result.protocol is protocol:
                 return result
         return None
-
-    @property
-    def legacy_only(self) -> bool:
-        """CloudFront connects, but only with SSLv3 or an RC4/3DES suite."""
-        usable = [(p.protocol, s) for p in self.protocols if p.in_policy for s in p.accepted_suites]
-        return bool(usable) and all(
-            protocol is Protocol.SSLv3 or suite.legacy for protocol, suite in usable
-        )

@@ -8,6 +8,16 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Category(StrEnum):
+    """Which part of CloudFront's connection a reason is about: the checklist's sections."""
+
+    CONNECTION = "connection"  # DNS, TCP, timeouts, not TLS at all
+    PROTOCOL = "protocol"  # protocols, cipher suites, the handshake itself
+    NAME = "name"  # the certificate does not cover the name CloudFront sends
+    CHAIN = "chain"  # the certificates as sent do not link to a trusted root
+    DATES = "dates"  # a certificate outside its validity period
+
+
 class FailureReason(StrEnum):
     DNS_FAILED = "dns_failed"
     CONNECT_FAILED = "connect_failed"
@@ -30,6 +40,15 @@ class FailureReason(StrEnum):
     @property
     def remedy(self) -> str:
         return _REMEDIES[self]
+
+    @property
+    def category(self) -> Category:
+        return _CATEGORIES[self]
+
+    @property
+    def http_status(self) -> int:
+        """What viewers get from CloudFront: 504 when it gives up waiting, 502 otherwise."""
+        return 504 if self is FailureReason.TIMEOUT else 502
 
 
 _SUMMARIES = {
@@ -110,12 +129,18 @@ _REMEDIES = {
     ),
 }
 
-CONNECTIVITY_REASONS = frozenset(
-    {
-        FailureReason.DNS_FAILED,
-        FailureReason.CONNECT_FAILED,
-        FailureReason.TIMEOUT,
-        FailureReason.NOT_TLS,
-    }
-)
-"""Reasons after which nothing more can be learnt from the origin."""
+_CATEGORIES = {
+    FailureReason.DNS_FAILED: Category.CONNECTION,
+    FailureReason.CONNECT_FAILED: Category.CONNECTION,
+    FailureReason.TIMEOUT: Category.CONNECTION,
+    FailureReason.NOT_TLS: Category.CONNECTION,
+    FailureReason.NO_COMMON_PROTOCOL: Category.PROTOCOL,
+    FailureReason.NO_COMMON_CIPHER: Category.PROTOCOL,
+    FailureReason.HANDSHAKE_FAILED: Category.PROTOCOL,
+    FailureReason.NAME_MISMATCH: Category.NAME,
+    FailureReason.MISSING_INTERMEDIATE: Category.CHAIN,
+    FailureReason.WRONG_ORDER: Category.CHAIN,
+    FailureReason.UNTRUSTED: Category.CHAIN,
+    FailureReason.EXPIRED: Category.DATES,
+    FailureReason.NOT_YET_VALID: Category.DATES,
+}
