@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -150,7 +151,7 @@ def _check(args: argparse.Namespace) -> int:
         json.dump(result_dict(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(result))
+        sys.stdout.write(render_text(result, dt.datetime.now(dt.UTC)))
     if _UNREACHABLE.intersection(result.reasons):
         return EXIT_USAGE
     return EXIT_COMPATIBLE if result.compatible else EXIT_INCOMPATIBLE

@@ -29,11 +29,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .engine.catalogue import ALL_PROTOCOLS, CATALOGUE
 from .engine.chain import ChainStatus
 from .engine.result import Judgment
 from .engine.verdict import FailureReason
 from .store import OriginState, ResultStore
+from .view import Matrix, matrix
 
 PREFIX = "origin_tls"
 RESERVED_INFO_LABELS = ("origin", "host", "port", "sni")
@@ -120,16 +120,15 @@ class ResultFamilies:
                 cipher=negotiation.suite.name,
                 group=negotiation.group or "",
             )
-        if result.protocols:
-            self._add_matrix(base, result)
+        table = matrix(result)
+        if table is not None:
+            self._add_matrix(base, table)
         self._add_certificates(base, result)
 
-    def _add_matrix(self, base: dict[str, str], result: Judgment) -> None:
-        for protocol in ALL_PROTOCOLS:
-            found = result.protocol(protocol)
-            if found is None:
-                continue
-            accepted = {s.name for s in found.accepted_suites}
+    def _add_matrix(self, base: dict[str, str], table: Matrix) -> None:
+        for column in table.columns:
+            protocol = column.protocol
+            accepted = table.accepted(protocol)
             self._set(
                 "protocol_accepted",
                 "1 if the origin accepts a CloudFront suite under the protocol "
@@ -140,14 +139,16 @@ class ResultFamilies:
             )
             if not self.cipher_series:
                 continue
-            for suite in CATALOGUE.suites_for(protocol):
+            for (cell_protocol, _), cell in table.cells.items():
+                if cell_protocol is not protocol:
+                    continue
                 self._set(
                     "cipher_accepted",
                     "1 if a full handshake with the suite under the protocol completes.",
                     base,
-                    float(suite.name in accepted),
+                    float(cell.state.usable),
                     protocol=str(protocol),
-                    cipher=suite.name,
+                    cipher=cell.suite.name,
                 )
 
     def _add_certificates(self, base: dict[str, str], result: Judgment) -> None:

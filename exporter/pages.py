@@ -19,14 +19,15 @@ from urllib.parse import quote, urlencode
 import jinja2
 
 from .config import OriginConfig, format_duration
-from .engine.catalogue import CATALOGUE, CLOUDFRONT_PROTOCOLS, Protocol
+from .engine.catalogue import Protocol
 from .engine.certs import CertificateFacts
-from .engine.names import match_name
-from .engine.result import Judgment, ProtocolResult
+from .engine.names import Identifier
+from .engine.result import Judgment
 from .engine.verdict import FailureReason
-from .report import checklist
 from .reproduce import openssl_commands
 from .store import HistoryEntry, OriginState
+from .view import Cell as ViewCell
+from .view import CellState, checklist, matrix, spoken_word
 
 __all__ = [
     "HISTORY_SHOWN",
@@ -348,18 +349,9 @@ def render_index(
 @dataclass(frozen=True)
 class CheckView:
     title: str
-    mark: Literal["PASS", "FAIL", "SKIP"]
+    mark: str  # PASS, FAIL or SKIP
     finding: str
     reasons: tuple[Reason, ...]
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """One name the leaf presents (CN or SAN) and whether it covers the checked name."""
-
-    kind: str  # "CN", "DNS", "IP"
-    value: str
-    matches: bool
 
 
 @dataclass(frozen=True)
@@ -430,9 +422,6 @@ class ChainView:
     certificates: tuple[CertificateView, ...]
 
 
-CellState = Literal["accepted", "unconfirmed", "failed", "refused", "invalid"]
-
-
 @dataclass(frozen=True)
 class Cell:
     state: CellState
@@ -495,32 +484,22 @@ class ProbeView:
 def _checks(result: Judgment, now: dt.datetime) -> tuple[CheckView, ...]:
     views = []
     for check in checklist(result, now):
-        mark: Literal["PASS", "FAIL", "SKIP"] = (
-            "SKIP" if check.passed is None else "PASS" if check.passed else "FAIL"
-        )
         views.append(
-            CheckView(check.title, mark, check.finding, tuple(Reason.of(r) for r in check.reasons))
+            CheckView(
+                check.title, check.mark, check.finding, tuple(Reason.of(r) for r in check.reasons)
+            )
         )
     return tuple(views)
 
 
 def _name_view(result: Judgment) -> NameView | None:
     match = result.name_match
-    if match is None or result.chain is None or not result.chain.certificates:
+    if match is None or not result.identifiers:
         return None
-    leaf = result.chain.certificates[0]
-    name = match.name
-    # Each identifier alone through the engine's own matcher, so the page marks exactly the
-    # entries the verdict rests on (wildcards, IDNA, IP forms included).
-    cns = tuple(
-        Identifier("CN", cn, match_name(name, (), (), (cn,)).cn) for cn in leaf.common_names
-    )
-    sans = (
-        *(Identifier("DNS", v, match_name(name, (v,), (), ()).san) for v in leaf.dns_names),
-        *(Identifier("IP", v, match_name(name, (), (v,), ()).san) for v in leaf.ip_addresses),
-    )
+    cns = tuple(i for i in result.identifiers if i.kind == "CN")
+    sans = tuple(i for i in result.identifiers if i.kind != "CN")
     matched_field = "SAN" if match.san else "CN" if match.cn else None
-    return NameView(name, match.ok, match.matched_by, matched_field, cns, sans)
+    return NameView(match.name, match.ok, match.matched_by, matched_field, cns, sans)
 
 
 def _chain_view(result: Judgment, now: dt.datetime) -> ChainView | None:
@@ -545,83 +524,55 @@ def _chain_view(result: Judgment, now: dt.datetime) -> ChainView | None:
     )
 
 
-def _cell(
-    result: ProtocolResult, suite_name: str, valid: bool, negotiated: bool, policy: bool
-) -> Cell:
-    if not valid:
-        return Cell("invalid", "n/a", "not defined for this protocol", policy, False)
-    for picked in result.picked:
-        if picked.suite.name != suite_name:
-            continue
-        how = f" ({picked.backend})" if picked.backend else ""
-        if picked.confirmed is False:
-            why = f": {picked.error}" if picked.error else ""
-            return Cell(
-                "failed", "picked, handshake failed", f"full handshake{how}{why}", policy, False
-            )
-        if picked.confirmed is None:
-            return Cell(
-                "unconfirmed",
-                "picked",
-                "server picked it; no full handshake made",
-                policy,
-                negotiated,
-            )
-        return Cell("accepted", "accepted", f"full handshake{how} completed", policy, negotiated)
-    return Cell("refused", "\N{EN DASH}", "not accepted", policy, False)
+_CELL_TEXT = {
+    CellState.ACCEPTED: "accepted",
+    CellState.UNCONFIRMED: "picked",
+    CellState.FAILED: "picked, handshake failed",
+    CellState.REFUSED: "\N{EN DASH}",
+    CellState.INVALID: "n/a",
+}
+
+
+def _cell_view(cell: ViewCell) -> Cell:
+    how = f" ({cell.library})" if cell.library else ""
+    if cell.state is CellState.FAILED:
+        why = f": {cell.error}" if cell.error else ""
+        title = f"full handshake{how}{why}"
+    elif cell.state is CellState.UNCONFIRMED:
+        title = "server picked it; no full handshake made"
+    elif cell.state is CellState.ACCEPTED:
+        title = f"full handshake{how} completed"
+    elif cell.state is CellState.REFUSED:
+        title = "not accepted"
+    else:
+        title = "not defined for this protocol"
+    return Cell(cell.state, _CELL_TEXT[cell.state], title, cell.in_policy, cell.negotiated)
 
 
 def _matrix(result: Judgment) -> Matrix | None:
-    probed = [p for p in (result.protocol(q) for q in CLOUDFRONT_PROTOCOLS) if p is not None]
-    if not probed:
+    table = matrix(result)
+    columns = table.cloudfront_columns if table else ()
+    if table is None or not columns:
         return None
-    n = result.negotiation
-    chosen = (
-        (n.protocol, n.suite.name) if n and n.completed and n.protocol and n.suite else (None, None)
-    )
-    columns = []
-    for p in probed:
-        spoken = "yes" if p.spoken else "no" if p.spoken is False else "unknown"
-        if p.outside_suite:
-            note = f"picked {p.outside_suite}, not a CloudFront suite"
-        elif p.error:
-            note = p.error
-        elif not p.spoken and p.refusal:
-            note = p.refusal
-        else:
-            note = ""
-        columns.append(MatrixColumn(str(p.protocol), p.in_policy, spoken, note))
     rows = tuple(
         MatrixRow(
             suite.name,
             suite.iana_name,
             suite.legacy,
             suite.authentication,
-            tuple(
-                _cell(
-                    p,
-                    suite.name,
-                    suite.valid_in(p.protocol),
-                    chosen == (p.protocol, suite.name),
-                    p.in_policy,
-                )
-                for p in probed
-            ),
+            tuple(_cell_view(table.cell(c.protocol, suite)) for c in columns),
         )
-        for suite in CATALOGUE.suites
+        for suite in table.rows
     )
-    tls13 = result.protocol(Protocol.TLSv1_3)
+    tls13 = table.column(Protocol.TLSv1_3)
     return Matrix(
-        columns=tuple(columns),
+        columns=tuple(
+            MatrixColumn(str(c.protocol), c.in_policy, spoken_word(c.spoken, "unknown"), c.note)
+            for c in columns
+        ),
         rows=rows,
-        tls13_spoken=None
-        if tls13 is None
-        else "yes"
-        if tls13.spoken
-        else "no"
-        if tls13.spoken is False
-        else "unknown",
-        tls13_suites=tuple(s.name for s in tls13.accepted_suites) if tls13 else (),
+        tls13_spoken=None if tls13 is None else spoken_word(tls13.spoken, "unknown"),
+        tls13_suites=tuple(s.name for s in table.accepted(Protocol.TLSv1_3)),
     )
 
 
@@ -690,6 +641,7 @@ def render_origin(
     target = result.target if result is not None else config.target()
     status = _status(result)
     policy = tuple(str(p) for p in target.protocols)
+    commands = openssl_commands(target, result.catalogue) if result else openssl_commands(target)
     return _ENV.get_template("origin.html").render(
         name=config.name,
         labels=_labels(config),
@@ -709,7 +661,7 @@ def render_origin(
         chain=_chain_view(result, now) if result else None,
         matrix=_matrix(result) if result else None,
         negotiation=_negotiation(result) if result else None,
-        commands=tuple(zip(policy, openssl_commands(target), strict=True)),
+        commands=tuple(zip(policy, commands, strict=True)),
         history=tuple(_probe_view(e) for e in history[:HISTORY_SHOWN]),
         failures=tuple(_probe_view(e) for e in failures[:HISTORY_SHOWN]),
         now=_utc(now),

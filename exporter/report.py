@@ -7,38 +7,13 @@ and ciphers), then expiry, each with PASS/FAIL, why, and what to do.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from .engine.catalogue import CATALOGUE, CLOUDFRONT_PROTOCOLS, Protocol
+from .engine.catalogue import Protocol
 from .engine.certs import CertificateFacts
 from .engine.result import Judgment, ProtocolResult
-from .engine.verdict import FailureReason
 from .reproduce import openssl_commands
-
-_NAME_REASONS = {FailureReason.NAME_MISMATCH}
-_CHAIN_REASONS = {
-    FailureReason.MISSING_INTERMEDIATE,
-    FailureReason.WRONG_ORDER,
-    FailureReason.UNTRUSTED,
-}
-_NO_CERTIFICATE = "not checked: no TLS 1.0-1.2 handshake got as far as the certificate"
-_DATE_REASONS = {FailureReason.EXPIRED, FailureReason.NOT_YET_VALID}
-_HANDSHAKE_REASONS = {
-    FailureReason.DNS_FAILED,
-    FailureReason.CONNECT_FAILED,
-    FailureReason.TIMEOUT,
-    FailureReason.NOT_TLS,
-    FailureReason.NO_COMMON_PROTOCOL,
-    FailureReason.NO_COMMON_CIPHER,
-    FailureReason.HANDSHAKE_FAILED,
-}
-
-
-def _iso(moment: dt.datetime | float) -> str:
-    if isinstance(moment, float):
-        moment = dt.datetime.fromtimestamp(moment, dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+from .view import CellState, Matrix, checklist, iso, matrix, spoken_word
 
 
 def certificate_dict(cert: CertificateFacts) -> dict[str, Any]:
@@ -50,8 +25,8 @@ def certificate_dict(cert: CertificateFacts) -> dict[str, Any]:
         "serial": cert.serial,
         "dns_names": list(cert.dns_names),
         "ip_addresses": list(cert.ip_addresses),
-        "not_before": _iso(cert.not_before),
-        "not_after": _iso(cert.not_after),
+        "not_before": iso(cert.not_before),
+        "not_after": iso(cert.not_after),
         "key_type": cert.key_type,
         "key_bits": cert.key_bits,
         "key_curve": cert.key_curve,
@@ -101,7 +76,7 @@ def result_dict(result: Judgment) -> dict[str, Any]:
             "ca_file": target.ca_file,
         },
         "address": result.address,
-        "started_at": _iso(result.started_at),
+        "started_at": iso(result.started_at),
         "duration_seconds": round(result.duration_seconds, 6),
         "connections": result.connections,
         "success": result.success,
@@ -134,107 +109,15 @@ def result_dict(result: Judgment) -> dict[str, Any]:
             "missing_issuer": chain.missing_issuer,
             "missing_issuer_url": chain.missing_issuer_url,
             "path": list(chain.path),
-            "earliest_expiry": _iso(chain.earliest_expiry) if chain.earliest_expiry else None,
+            "earliest_expiry": iso(chain.earliest_expiry) if chain.earliest_expiry else None,
             "certificates": [certificate_dict(c) for c in chain.certificates],
         },
-        "openssl_commands": openssl_commands(target),
+        "openssl_commands": openssl_commands(target, result.catalogue),
         "log": list(result.log),
     }
 
 
-@dataclass(frozen=True)
-class Check:
-    """One line of the checklist: a cause from the article and how this origin fares."""
-
-    title: str
-    passed: bool | None  # None: could not be checked
-    finding: str
-    reasons: tuple[FailureReason, ...] = ()
-
-
-def checklist(result: Judgment, now: dt.datetime | None = None) -> list[Check]:
-    """The article's causes, in its order, then expiry."""
-    now = now or dt.datetime.now(dt.UTC)
-    reasons = set(result.reasons)
-    checks: list[Check] = []
-
-    handshake = tuple(r for r in result.reasons if r in _HANDSHAKE_REASONS)
-    negotiation = result.negotiation
-    if handshake:
-        finding = (
-            result.error
-            or _protocol_finding(result, handshake[0])
-            or (negotiation.error if negotiation and negotiation.error else None)
-            or handshake[0].summary
-        )
-    elif negotiation is not None and negotiation.protocol and negotiation.suite:
-        group = f", group {negotiation.group}" if negotiation.group else ""
-        finding = (
-            f"CloudFront would negotiate {negotiation.protocol} {negotiation.suite.name}{group}; "
-            "the full handshake completes"
-        )
-    else:
-        finding = "no handshake result"
-    checks.append(Check("Protocols and cipher suites", not handshake, finding, handshake))
-
-    match = result.name_match
-    leaf = result.chain.certificates[0] if result.chain else None
-    if match is None or leaf is None:
-        checks.append(Check("Certificate name", None, _NO_CERTIFICATE))
-    else:
-        covered = f"CN {list(leaf.common_names)}, SANs {[*leaf.dns_names, *leaf.ip_addresses]}"
-        if match.ok:
-            field = "SAN" if match.san else "CN"
-            finding = f"{match.name!r} matches {field} {match.matched_by!r}"
-        else:
-            finding = f"{match.name!r} is not covered by {covered}"
-        checks.append(
-            Check("Certificate name", match.ok, finding, tuple(r for r in _NAME_REASONS & reasons))
-        )
-
-    chain = result.chain
-    if chain is None:
-        checks.append(Check("Certificate chain", None, _NO_CERTIFICATE))
-    else:
-        chain_reasons = tuple(r for r in result.reasons if r in _CHAIN_REASONS)
-        checks.append(Check("Certificate chain", not chain_reasons, chain.detail, chain_reasons))
-        date_reasons = tuple(r for r in result.reasons if r in _DATE_REASONS)
-        if chain.earliest_expiry is not None:
-            days = (chain.earliest_expiry - now).total_seconds() / 86400
-            soonest = min(chain.certificates, key=lambda c: c.not_after)
-            finding = (
-                f"earliest expiry {_iso(chain.earliest_expiry)} ({days:.0f} days) "
-                f"for {soonest.position} {soonest.subject}"
-            )
-            if date_reasons:
-                finding = f"{', '.join(date_reasons)}: {finding}"
-            checks.append(Check("Certificate dates", not date_reasons, finding, date_reasons))
-    return checks
-
-
-def _protocol_finding(result: Judgment, reason: FailureReason) -> str | None:
-    """Say what the origin does speak, so the remedy is concrete."""
-    policy = ", ".join(str(p) for p in result.target.protocols)
-    spoken = [p for p in result.protocols if p.spoken]
-    if reason is FailureReason.NO_COMMON_PROTOCOL:
-        names = ", ".join(str(p.protocol) for p in spoken) or "no TLS version CloudFront knows"
-        return f"the policy enables {policy}; the origin speaks {names}"
-    if reason is FailureReason.NO_COMMON_CIPHER:
-        parts = [
-            f"{p.protocol} (picked {p.outside_suite} instead)"
-            if p.outside_suite
-            else str(p.protocol)
-            for p in spoken
-            if p.in_policy
-        ]
-        return (
-            f"the origin speaks {', '.join(parts)} but accepts none of CloudFront's "
-            f"{len(CATALOGUE.suites)} suites"
-        )
-    return None
-
-
-def render_text(result: Judgment) -> str:
+def render_text(result: Judgment, now: dt.datetime) -> str:
     target = result.target
     out: list[str] = []
     policy = ", ".join(str(p) for p in target.protocols)
@@ -252,73 +135,62 @@ def render_text(result: Judgment) -> str:
     else:
         out.append("VERDICT: CloudFront can NOT connect (HTTP 502): " + ", ".join(result.reasons))
     out.append("")
-    for check in checklist(result):
-        mark = "SKIP" if check.passed is None else "PASS" if check.passed else "FAIL"
-        out.append(f"[{mark}] {check.title}: {check.finding}")
+    for check in checklist(result, now):
+        out.append(f"[{check.mark}] {check.title}: {check.finding}")
         for reason in check.reasons:
             out.append(f"       {reason}: {reason.summary}")
             out.append(f"       fix: {reason.remedy}")
-    if result.protocols:
+    table = matrix(result)
+    if table is not None:
         out.append("")
-        out.extend(_matrix(result))
+        out.extend(_matrix_lines(result, table))
     if result.chain is not None:
         out.append("")
         out.append("Certificates as sent by the origin:")
         for cert in result.chain.certificates:
-            out.extend(_certificate_lines(cert))
+            out.extend(_certificate_lines(cert, now))
     out.append("")
     out.append("Reproduce with OpenSSL (needs an OpenSSL that still speaks the protocol):")
-    out.extend(f"  {command}" for command in openssl_commands(target))
+    out.extend(f"  {command}" for command in openssl_commands(target, result.catalogue))
     return "\n".join(out) + "\n"
 
 
-def _matrix(result: Judgment) -> list[str]:
-    protocols = [result.protocol(p) for p in CLOUDFRONT_PROTOCOLS]
-    width = max(len(s.name) for s in CATALOGUE.suites) + 2
+def _matrix_lines(result: Judgment, table: Matrix) -> list[str]:
+    columns = table.cloudfront_columns
+    width = max(len(s.name) for s in table.rows) + 2
     header = "CloudFront suite".ljust(width) + "".join(
-        f"{p.protocol}{'*' if p.in_policy else ''}".ljust(9) for p in protocols if p
+        f"{c.protocol}{'*' if c.in_policy else ''}".ljust(9) for c in columns
     )
     lines = ["Accepted cipher suites (* = in the origin protocol policy):", header]
-    for suite in CATALOGUE.suites:
-        cells = []
-        for p in protocols:
-            if p is None:
-                continue
-            cells.append(_cell(p, suite.name, suite.valid_in(p.protocol)).ljust(9))
-        lines.append(suite.name.ljust(width) + "".join(cells))
-    spoken = ", ".join(
-        f"{p.protocol}={'yes' if p.spoken else 'no' if p.spoken is False else '?'}"
-        for p in protocols
-        if p
-    )
+    for suite in table.rows:
+        cells = "".join(_CELL_TEXT[table.cell(c.protocol, suite).state].ljust(9) for c in columns)
+        lines.append(suite.name.ljust(width) + cells)
+    spoken = ", ".join(f"{c.protocol}={spoken_word(c.spoken)}" for c in columns)
     lines.append(f"protocol spoken at all: {spoken}")
-    tls13 = result.protocol(Protocol.TLSv1_3)
-    if tls13 is not None:
-        names = ", ".join(s.name for s in tls13.accepted_suites) or "not spoken"
+    if table.column(Protocol.TLSv1_3) is not None:
+        names = ", ".join(s.name for s in table.accepted(Protocol.TLSv1_3)) or "not spoken"
         lines.append(f"TLSv1.3 (information only; CloudFront never uses it to origins): {names}")
     return lines
 
 
-def _cell(result: ProtocolResult, name: str, valid: bool) -> str:
-    if not valid:
-        return ""
-    for suite in result.picked:
-        if suite.suite.name == name:
-            if suite.confirmed is False:
-                return "picked!"  # picked but the handshake does not complete
-            return "yes"
-    return "-"
+_CELL_TEXT = {
+    CellState.ACCEPTED: "yes",
+    CellState.UNCONFIRMED: "yes",
+    CellState.FAILED: "picked!",  # picked but the handshake does not complete
+    CellState.REFUSED: "-",
+    CellState.INVALID: "",
+}
 
 
-def _certificate_lines(cert: CertificateFacts) -> list[str]:
-    days = (cert.not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+def _certificate_lines(cert: CertificateFacts, now: dt.datetime) -> list[str]:
+    days = (cert.not_after - now).total_seconds() / 86400
     key = f"{cert.key_type} {cert.key_bits}" + (f" {cert.key_curve}" if cert.key_curve else "")
     lines = [f"  #{cert.index} {cert.position}: {cert.subject}", f"     issuer: {cert.issuer}"]
     names = [*cert.dns_names, *cert.ip_addresses]
     if names:
         lines.append(f"     SANs: {', '.join(names)}")
     lines.append(
-        f"     valid {_iso(cert.not_before)} to {_iso(cert.not_after)} ({days:.0f} days left)"
+        f"     valid {iso(cert.not_before)} to {iso(cert.not_after)} ({days:.0f} days left)"
     )
     lines.append(f"     key {key}, {cert.signature_algorithm}, serial {cert.serial}")
     lines.append(f"     sha256 {cert.sha256_fingerprint}")

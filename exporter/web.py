@@ -7,6 +7,7 @@ configured origins.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -166,7 +167,12 @@ async def probe(request: web.Request) -> web.Response:
             options = replace(options, deadline=min(options.deadline or budget, budget))
     result = await state.engine.probe(target, options)
     if request.query.get("debug", "").lower() in ("1", "true", "yes"):
-        text = render_text(result) + "\nProbe log:\n" + "\n".join(result.log) + "\n"
+        text = (
+            render_text(result, dt.datetime.now(dt.UTC))
+            + "\nProbe log:\n"
+            + "\n".join(result.log)
+            + "\n"
+        )
         return web.Response(text=text)
     if request.query.get("format") == "json":
         return web.Response(

@@ -70,6 +70,6 @@ def views(name: str, config: OriginConfig, result: Judgment) -> dict[str, str]:
     return {
         "metrics.txt": _metrics(name, result),
         "check.json": _json_report(result),
-        "check.txt": render_text(result),
+        "check.txt": render_text(result, dt.datetime.now(dt.UTC)),
         "page.html": _page(name, config, result),
     }

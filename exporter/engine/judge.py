@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from tlslite.constants import AlertDescription
 from tlslite.constants import CipherSuite as TlsliteSuites
 
-from .catalogue import Catalogue, CipherSuite, Protocol
+from .catalogue import Catalogue, Protocol
 from .certs import CertificateParseError
 from .chain import ChainAnalysis, ChainStatus, TrustStore, analyse_chain
-from .names import NameMatch, match_name
+from .names import NameMatch, match_identifiers, match_name
 from .observations import (
     EnumerationRecord,
     HandshakeRecord,
@@ -71,6 +71,12 @@ def judge(
     log = list(observations.log)
     note = _Notes(log, observations.duration_seconds)
     chain, match, chain_error = _certificates(observations, trust, target.checked_name, now, note)
+    leaf = chain.certificates[0] if chain is not None else None
+    identifiers = (
+        match_identifiers(target.checked_name, leaf.dns_names, leaf.ip_addresses, leaf.common_names)
+        if leaf is not None
+        else ()
+    )
     reasons = (
         _stop_reasons(stop.kind)
         if stop is not None
@@ -80,6 +86,7 @@ def judge(
     return Judgment(
         target=target,
         observations=observations,
+        catalogue=catalogue,
         reasons=reasons,
         compatible=compatible,
         success=stop is None and not any(r.category is Category.CONNECTION for r in reasons),
@@ -88,6 +95,7 @@ def judge(
         negotiation=negotiation,
         chain=chain,
         name_match=match,
+        identifiers=identifiers,
         error=stop.detail if stop else None,
         log=tuple(log),
     )
@@ -292,7 +300,3 @@ def _certificates(
     note(f"chain: {chain.status}: {chain.detail}")
     note(f"name {name}: {'matches ' + str(match.matched_by) if match.ok else 'not covered'}")
     return chain, match, None
-
-
-def suite_by_name(catalogue: Catalogue, name: str) -> CipherSuite | None:
-    return next((s for s in catalogue.suites if s.name == name), None)

@@ -40,6 +40,30 @@ class NameMatch:
         return self.san or self.cn
 
 
+@dataclass(frozen=True)
+class Identifier:
+    """One name the leaf presents (CN or SAN) and whether it alone covers the checked name."""
+
+    kind: str  # "CN", "DNS", "IP"
+    value: str
+    matches: bool
+
+
+def match_identifiers(
+    name: str,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str],
+    common_names: Sequence[str],
+) -> tuple[Identifier, ...]:
+    """Each identifier alone through the same matcher, so a view can mark exactly the entries
+    the verdict rests on (wildcards, IDNA, IP forms included): CNs first, then SANs."""
+    return (
+        *(Identifier("CN", v, match_name(name, (), (), (v,)).cn) for v in common_names),
+        *(Identifier("DNS", v, match_name(name, (v,), (), ()).san) for v in dns_names),
+        *(Identifier("IP", v, match_name(name, (), (v,), ()).san) for v in ip_addresses),
+    )
+
+
 def match_name(
     name: str,
     dns_names: Sequence[str],

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalogue import CipherSuite, Protocol
+from .catalogue import Catalogue, CipherSuite, Protocol
 from .chain import ChainAnalysis
-from .names import NameMatch
+from .names import Identifier, NameMatch
 from .observations import Observations
 from .target import ProbeTarget
 from .verdict import FailureReason
@@ -66,6 +66,7 @@ class Negotiation:
 class Judgment:
     target: ProbeTarget
     observations: Observations
+    catalogue: Catalogue  # the offer it was judged against: views show the same suites
     reasons: tuple[FailureReason, ...]  # empty: CloudFront can connect
     compatible: bool  # CloudFront can connect: no failure reason, and the probe did not fail
     success: bool  # the origin was reached and answered in TLS: the verdict rests on it
@@ -74,6 +75,7 @@ class Judgment:
     negotiation: Negotiation | None = None
     chain: ChainAnalysis | None = None
     name_match: NameMatch | None = None
+    identifiers: tuple[Identifier, ...] = ()  # the leaf's CN and SANs, each marked
     error: str | None = None  # why the probe stopped early, when it did
     log: tuple[str, ...] = ()  # the probe's log, then what the judge concluded
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from exporter.engine.catalogue import CATALOGUE
 from exporter.engine.observations import Observations, TargetRecord
 from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeTarget
@@ -35,6 +36,7 @@ def judgment(
     made = Judgment(
         target=target,
         observations=observations,
+        catalogue=CATALOGUE,
         reasons=reasons,
         compatible=not reasons and error is None,
         success=error is None and not any(r.category is Category.CONNECTION for r in reasons),
