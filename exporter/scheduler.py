@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -51,7 +52,10 @@ class Scheduler:
             self.max_concurrent_probes = config.max_concurrent_probes
             self._slots = asyncio.Semaphore(self.max_concurrent_probes)
         origins = self.shard.select(config.origins)
-        self.store.set_origins(origins)
+        for name, result in self.store.set_origins(origins, self._rejudge):
+            log.info("judged again after reload", extra={"origin": name})
+            if self.on_result is not None:
+                self.on_result(name, result)
         wanted = {o.name: o for o in origins}
         for name, (origin, task) in list(self._tasks.items()):
             if wanted.get(name) != origin:
@@ -62,6 +66,15 @@ class Scheduler:
                 task = asyncio.create_task(self._loop(origin), name=f"probe {name}")
                 self._tasks[name] = (origin, task)
         return len(origins)
+
+    def _rejudge(self, origin: OriginConfig, latest: Judgment) -> Judgment | None:
+        """The latest observations under the new settings (a new `ca_file` or policy)."""
+        now = dt.datetime.now(dt.UTC)
+        try:
+            return self.engine.rejudge(latest.observations, origin.target(), now)
+        except ValueError as exc:  # an unreadable ca_file: wait for the probe to say so
+            log.warning("cannot judge again", extra={"origin": origin.name, "error": str(exc)})
+            return None
 
     async def stop(self) -> None:
         tasks = [task for _, task in self._tasks.values()]

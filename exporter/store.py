@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import OriginConfig
 from .engine.result import Judgment
+
+Rejudge = Callable[[OriginConfig, Judgment], Judgment | None]
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,31 @@ class ResultStore:
         self._failures: deque[HistoryEntry] = deque(maxlen=failure_history_size)
         self._sequence = 0
 
-    def set_origins(self, origins: tuple[OriginConfig, ...]) -> None:
-        """Adopt a new origin set; keep results whose origin is unchanged, drop the rest."""
+    def set_origins(
+        self, origins: tuple[OriginConfig, ...], rejudge: Rejudge | None = None
+    ) -> list[tuple[str, Judgment]]:
+        """Adopt a new origin set: keep results whose origin is unchanged, judge again the
+        latest observations of changed ones (`rejudge`; None when it cannot), drop the rest.
+
+        Returns the judgments made anew, so views can follow them before the next probe."""
         with self._lock:
             previous = self._origins
             self._origins = {o.name: o for o in origins}
-            self._latest = {
-                name: result
-                for name, result in self._latest.items()
-                if name in self._origins and previous.get(name) == self._origins[name]
-            }
+            kept: dict[str, Judgment] = {}
+            renewed: list[tuple[str, Judgment]] = []
+            for name, result in self._latest.items():
+                config = self._origins.get(name)
+                if config is None:
+                    continue
+                if previous.get(name) == config:
+                    kept[name] = result
+                    continue
+                again = rejudge(config, result) if rejudge is not None else None
+                if again is not None:
+                    kept[name] = again
+                    renewed.append((name, again))
+            self._latest = kept
+            return renewed
 
     def record(self, origin: str, result: Judgment) -> None:
         with self._lock:

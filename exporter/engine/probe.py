@@ -91,6 +91,16 @@ class Engine:
             observations, trust, self.catalogue, Policy.of(target), dt.datetime.now(dt.UTC)
         )
 
+    def rejudge(
+        self, observations: Observations, target: ProbeTarget, now: dt.datetime
+    ) -> Judgment | None:
+        """Judge earlier observations under `target`'s trust store and policy, or None when
+        they are not about what `target` would probe (another endpoint, name or offer)."""
+        if not _same_probe(observations, target, self.catalogue):
+            return None
+        trust = self.trust_store(target.ca_file)
+        return judge(observations, trust, self.catalogue, Policy.of(target), now)
+
     async def observe(
         self, target: ProbeTarget, options: ProbeOptions | None = None
     ) -> Observations:
@@ -286,6 +296,25 @@ class _Run:
                 )
             )
         return tuple(records)
+
+
+def _same_probe(observations: Observations, target: ProbeTarget, catalogue: Catalogue) -> bool:
+    """Would probing `target` send what these observations answer? Same endpoint, same name,
+    and CloudFront's hello under the new policy is the one that was sent."""
+    seen = observations.target
+    if (seen.host, seen.port, seen.sni, seen.address) != (
+        target.host,
+        target.port,
+        target.sni,
+        target.address,
+    ):
+        return False
+    hello = observations.cloudfront_hello
+    if hello is None:
+        return True  # stopped before any hello: nothing depends on the policy
+    policy = tuple(p for p in catalogue.protocols if p in target.protocols)
+    offer = tuple(s.code for s in catalogue.suites if any(s.valid_in(p) for p in policy))
+    return (hello.protocol, hello.offered) == (str(policy[-1]), offer)
 
 
 def _picked(record: EnumerationRecord, catalogue: Catalogue) -> list[CipherSuite]:
