@@ -7,6 +7,7 @@ Names, labels and values are a public contract: see docs/metrics.md.
 
 from __future__ import annotations
 
+import logging
 import platform
 import ssl
 import threading
@@ -25,7 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
@@ -36,6 +37,7 @@ from .store import OriginState, ResultStore
 from .view import Matrix, matrix
 
 PREFIX = "origin_tls"
+log = logging.getLogger("origin_tls_exporter.metrics")
 RESERVED_INFO_LABELS = ("origin", "host", "port", "sni")
 
 
@@ -240,6 +242,10 @@ def result_families(
     return builder.families()
 
 
+class RenderError(RuntimeError):
+    """The origins' exposition could not be rendered (a bug): /metrics answers 500."""
+
+
 class OriginsCollector(Collector):
     """Exposes the store's latest results on each scrape; never probes, never raises.
 
@@ -268,7 +274,7 @@ class OriginsCollector(Collector):
             ]
             yield from result_families(items, ("origin",), self.cipher_series)
         except Exception:  # a bug here must not fail the whole scrape
-            self.collect_errors += 1
+            self._failed("collect")
 
     def prepare(self, origin: str, result: Judgment) -> None:
         """Render a new result now (after its probe), so scrapes only concatenate."""
@@ -276,15 +282,23 @@ class OriginsCollector(Collector):
             with self._lock:
                 self._samples(origin, result)
         except Exception:
-            self.collect_errors += 1
+            self._failed("prepare", origin)
 
     def render(self) -> bytes:
-        """The origins' families in the text exposition format."""
+        """The origins' families in the text exposition format. Raises RenderError: a scrape
+        must fail loudly (and `up` drop) rather than answer 200 without the origins."""
         try:
             return self._render()
-        except Exception:
-            self.collect_errors += 1
-            return b""
+        except Exception as exc:
+            self._failed("render")
+            raise RenderError(f"rendering the origins' metrics failed: {exc!r}") from exc
+
+    def _failed(self, stage: str, origin: str | None = None) -> None:
+        self.collect_errors += 1
+        log.exception("metrics %s failed", stage, extra={"origin": origin or ""})
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
     def _render(self) -> bytes:
         snapshot = self.store.snapshot()
@@ -461,4 +475,20 @@ def new_registry(
     collector = OriginsCollector(store, cipher_series)
     for shared in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(shared)
+    registry.register(_RenderErrors(collector))
     return registry, collector, SelfMetrics(registry)
+
+
+class _RenderErrors(Collector):
+    """`origin_tls_exporter_metrics_render_errors_total`: the origins collector's failures."""
+
+    def __init__(self, collector: OriginsCollector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            f"{PREFIX}_exporter_metrics_render_errors",
+            "Failures rendering the origins' metrics (each also logged); a bug to report.",
+        )
+        family.add_metric([], float(self.collector.collect_errors))
+        yield family

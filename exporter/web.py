@@ -21,7 +21,7 @@ from .config import ExporterConfig, config_dict
 from .engine.catalogue import Protocol, parse_policy
 from .engine.probe import Engine
 from .engine.target import ProbeOptions, ProbeTarget
-from .metrics import Labelled, OriginsCollector, render_families, result_families
+from .metrics import Labelled, OriginsCollector, RenderError, render_families, result_families
 from .report import render_text, result_dict
 from .store import ResultStore
 from .webconfig import WebConfig
@@ -86,7 +86,10 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     loop = asyncio.get_running_loop()
     # Rendering a large fleet takes milliseconds: off the event loop so probes keep their pace.
-    body = await loop.run_in_executor(None, _render_metrics, state)
+    try:
+        body = await loop.run_in_executor(None, _render_metrics, state)
+    except RenderError as exc:
+        return web.Response(status=500, text=f"{exc}\n")
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

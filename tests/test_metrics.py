@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import OriginConfig
+from exporter.config import OriginConfig, default_config
 from exporter.engine.probe import Engine
-from exporter.metrics import OriginsCollector
+from exporter.metrics import OriginsCollector, new_registry
 from exporter.store import ResultStore
+from exporter.web import WebState, build_app
 from tests.conftest import run_probe
-from tests.daemon_process import parse_exposition
+from tests.daemon_process import parse_exposition, value
 from tests.origins import TestOrigins
+from tests.support.judgments import judgment
 
 
 def test_render_equals_collect(engine: Engine, origins: TestOrigins) -> None:
@@ -43,3 +48,28 @@ def test_render_equals_collect(engine: Engine, origins: TestOrigins) -> None:
         name == "origin_tls_cipher_accepted"
         for name, _ in parse_exposition(collector.render().decode())
     )
+
+
+def test_a_result_that_cannot_be_rendered_fails_the_scrape_loudly() -> None:
+    asyncio.run(_scrape_a_broken_result())
+
+
+async def _scrape_a_broken_result() -> None:
+    """Never an empty 200: the scrape fails (so `up` drops) and the error is counted."""
+    store = ResultStore()
+    config = OriginConfig(name="broken", host="broken.test")
+    store.set_origins((config,))
+    # A bug's stand-in: a judgment whose start time is no number cannot be exposed.
+    store.record("broken", judgment(config.target(), started_at="not a number"))  # type: ignore[arg-type]
+    registry, collector, _ = new_registry(store)
+    state = WebState(default_config(), store, registry, Engine(), collector, _no_reload)
+    async with TestClient(TestServer(build_app(state))) as client:
+        answer = await client.get("/metrics")
+        assert answer.status == 500
+        assert "rendering the origins' metrics failed" in await answer.text()
+    exposition = parse_exposition(generate_latest(registry).decode())
+    assert value(exposition, "origin_tls_exporter_metrics_render_errors_total") >= 1
+
+
+async def _no_reload() -> tuple[bool, str]:
+    return True, "unused"
