@@ -325,10 +325,14 @@ class OriginsCollector(Collector):
         cached = self._rendered.get(origin)
         if cached is not None and cached[0] is result and cached[1] == self.cipher_series:
             return cached[2]
-        text = render_families(
-            result_families([Labelled({"origin": origin}, result)], ("origin",), self.cipher_series)
+        families = result_families(
+            [Labelled({"origin": origin}, result)], ("origin",), self.cipher_series
         )
-        samples = _split_families(text, self._headers)
+        samples = {}
+        for family in families:
+            header, body = _render_family(family)
+            self._headers.setdefault(family.name, header)
+            samples[family.name] = body
         self._rendered[origin] = (result, self.cipher_series, samples)
         return samples
 
@@ -365,22 +369,10 @@ def render_families(families: list[Metric]) -> bytes:
     return generate_latest(registry)
 
 
-def _split_families(text: bytes, headers: dict[str, bytes]) -> dict[str, bytes]:
-    """Sample lines per family; HELP/TYPE lines go (once) into `headers`."""
-    samples: dict[str, list[bytes]] = {}
-    family = ""
-    header: list[bytes] = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith(b"# HELP "):
-            family = line.split(b" ", 3)[2].decode()
-            header = [line]
-        elif line.startswith(b"# TYPE "):
-            header.append(line)
-            headers.setdefault(family, b"".join(header))
-            samples.setdefault(family, [])
-        elif line.strip():
-            samples[family].append(line)
-    return {name: b"".join(lines) for name, lines in samples.items()}
+def _render_family(family: Metric) -> tuple[bytes, bytes]:
+    """One family through the client library's formatter: (HELP and TYPE lines, samples)."""
+    help_line, type_line, samples = render_families([family]).split(b"\n", 2)
+    return help_line + b"\n" + type_line + b"\n", samples
 
 
 class SelfMetrics:
