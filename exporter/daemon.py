@@ -10,21 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from .address import DEFAULT_LISTEN_ADDRESS, parse_listen_address
-from .config import ConfigError, ExporterConfig, OriginConfig, load_config
-from .discovery import DiscoveryRunner, merge
-from .engine.probe import Engine
-from .metrics import OriginsCollector, SelfMetrics, new_registry
-from .scheduler import Scheduler
+from .config import ConfigError, load_config
+from .http.routes import build_app
+from .runtime import Runtime
 from .sharding import Shard
-from .store import ResultStore
-from .web import WebState, build_app
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("origin_tls_exporter")
@@ -49,56 +46,17 @@ class Daemon:
             log.error("cannot load configuration", extra={"err": str(exc)})
             return 2
         host, port = parse_listen_address(self.listen_address)
-        engine = Engine()
-        store = ResultStore()
-        registry, collector, self_metrics = new_registry(store, config.cipher_series)
-        scheduler = Scheduler(
-            engine, store, self_metrics, on_result=collector.prepare, shard=self.shard
-        )
-        discovery = DiscoveryRunner(registry)  # its metrics join /metrics through `registry`
-        loaded = [config]  # the file as last loaded: the listed origins only
-
-        def effective() -> ExporterConfig:
-            """The listed origins plus the discovered ones (listed win on a name clash)."""
-            return replace(loaded[0], origins=merge(loaded[0].origins, discovery.origins))
-
-        def on_discovered(_: tuple[OriginConfig, ...]) -> None:
-            current = effective()
-            state.config = current
-            # Not a reload: only the origins gauge changes.
-            self_metrics.origins.set(scheduler.apply(current))
-
-        discovery.on_change = on_discovered
         reload_lock = asyncio.Lock()
 
         async def reload() -> tuple[bool, str]:
             async with reload_lock:
-                try:
-                    new = load_config(self.config_path)
-                    new_web_config = self._load_web_config()
-                except (ConfigError, WebConfigError) as exc:
-                    self_metrics.reloaded(False)
-                    log.error(
-                        "reload failed, keeping the running configuration", extra={"err": str(exc)}
-                    )
-                    return False, f"reload failed, keeping the running configuration: {exc}"
-                loaded[0] = new
-                self._adopt(effective(), state, scheduler, collector, self_metrics)
-                await discovery.apply(new)
-                state.web_config = new_web_config
-                if new_web_config is not None and new_web_config.tls is not None and tls:
-                    # New connections get the renewed certificate; the socket stays open.
-                    tls.load_cert_chain(new_web_config.tls.cert_file, new_web_config.tls.key_file)
-                log.info("configuration reloaded", extra={"origins": len(new.origins)})
-                return True, f"configuration reloaded: {len(new.origins)} origins"
+                return await self._reload(runtime, tls)
 
-        state = WebState(config, store, registry, engine, collector, reload, web_config=web_config)
+        runtime = Runtime.create(config, reload, self.shard, web_config)
         tls = web_config.tls.context() if web_config and web_config.tls else None
-        self._adopt(config, state, scheduler, collector, self_metrics)
-        await discovery.apply(config)  # waits for the first refresh (at most 20 s)
-
+        await runtime.start()
         runner = web.AppRunner(
-            build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+            build_app(runtime.web), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls)
@@ -107,23 +65,10 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", extra={"address": self.listen_address, "err": str(exc)})
             await runner.cleanup()
-            await discovery.stop()
-            await scheduler.stop()
+            await runtime.stop()
             return 1
-        bound = _bound_port(runner, port)
-        scheme = "https" if tls else "http"
-        url = f"{scheme}://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
-        log.info(
-            "listening",
-            extra={
-                "address": f"{host or ''}:{bound}",
-                "url": url,
-                "origins": len(state.config.origins),
-            },
-        )
-        if self.on_listening is not None:
-            self.on_listening(url)
-        state.ready = True
+        self._listening(runner, host, port, tls is not None, len(runtime.web.config.origins))
+        runtime.web.ready = True
 
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -136,27 +81,41 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             log.info("shutting down")
-            state.ready = False
-            await discovery.stop()
-            await scheduler.stop()
+            await runtime.stop()
             await runner.cleanup()
         return 0
 
+    async def _reload(self, runtime: Runtime, tls: ssl.SSLContext | None) -> tuple[bool, str]:
+        """Load both files completely before anything changes; a bad one changes nothing."""
+        try:
+            new = load_config(self.config_path)
+            new_web_config = self._load_web_config()
+        except (ConfigError, WebConfigError) as exc:
+            runtime.self_metrics.reloaded(False)
+            log.error("reload failed, keeping the running configuration", extra={"err": str(exc)})
+            return False, f"reload failed, keeping the running configuration: {exc}"
+        await runtime.reloaded(new, new_web_config)
+        if new_web_config is not None and new_web_config.tls is not None and tls:
+            # New connections get the renewed certificate; the socket stays open.
+            tls.load_cert_chain(new_web_config.tls.cert_file, new_web_config.tls.key_file)
+        log.info("configuration reloaded", extra={"origins": len(new.origins)})
+        return True, f"configuration reloaded: {len(new.origins)} origins"
+
+    def _listening(
+        self, runner: web.AppRunner, host: str | None, port: int, tls: bool, origins: int
+    ) -> None:
+        bound = _bound_port(runner, port)
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
+        log.info(
+            "listening",
+            extra={"address": f"{host or ''}:{bound}", "url": url, "origins": origins},
+        )
+        if self.on_listening is not None:
+            self.on_listening(url)
+
     def _load_web_config(self) -> WebConfig | None:
         return None if self.web_config_path is None else load_web_config(self.web_config_path)
-
-    @staticmethod
-    def _adopt(
-        config: ExporterConfig,
-        state: WebState,
-        scheduler: Scheduler,
-        collector: OriginsCollector,
-        self_metrics: SelfMetrics,
-    ) -> None:
-        state.config = config
-        probed = scheduler.apply(config)
-        collector.cipher_series = config.cipher_series
-        self_metrics.reloaded(True, probed)
 
 
 def _bound_port(runner: web.AppRunner, fallback: int) -> int:

@@ -276,6 +276,10 @@ class OriginsCollector(Collector):
         except Exception:  # a bug here must not fail the whole scrape
             self._failed("collect")
 
+    def judged(self, origin: str, judgment: Judgment, probed: bool) -> None:
+        """Render a new judgment now, so scrapes only concatenate (the scheduler's observer)."""
+        self.prepare(origin, judgment)
+
     def prepare(self, origin: str, result: Judgment) -> None:
         """Render a new result now (after its probe), so scrapes only concatenate."""
         try:
@@ -427,18 +431,20 @@ class SelfMetrics:
         for outcome in ("compatible", "incompatible", "error"):
             self.probes.labels(outcome)
 
-    def observe(self, result: Judgment) -> None:
-        self.probe_duration.observe(result.duration_seconds)
-        outcome = "compatible" if result.compatible else "incompatible"
-        if not result.success:
+    def judged(self, origin: str, judgment: Judgment, probed: bool) -> None:
+        """Count probes (not re-judgments), with a crash as `internal_error`."""
+        if not probed:
+            return
+        self.probe_duration.observe(judgment.duration_seconds)
+        outcome = "compatible" if judgment.compatible else "incompatible"
+        if not judgment.success:
             outcome = "error"
         self.probes.labels(outcome).inc()
-        for reason in result.reasons:
+        for reason in judgment.reasons:
             self.probe_errors.labels(str(reason)).inc()
-
-    def crashed(self) -> None:
-        self.probes.labels("error").inc()
-        self.probe_errors.labels("internal_error").inc()
+        stopped = judgment.observations.stopped
+        if stopped is not None and stopped.kind == "internal_error":
+            self.probe_errors.labels("internal_error").inc()
 
     def reloaded(self, ok: bool, origins: int | None = None) -> None:
         self.reload_successful.set(1 if ok else 0)

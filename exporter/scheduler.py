@@ -13,14 +13,14 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config import ExporterConfig, OriginConfig
 from .engine.judge import internal_error
 from .engine.probe import Engine
 from .engine.result import Judgment
-from .metrics import SelfMetrics
 from .sharding import Shard
 from .store import ResultStore
 
@@ -30,13 +30,19 @@ FIRST_PROBE_SPREAD_SECONDS = 5.0
 JITTER = 0.02
 
 
+class ProbeObserver(Protocol):
+    """Told of every new judgment, so the scheduler knows nothing of who listens."""
+
+    def judged(self, origin: str, judgment: Judgment, probed: bool) -> None:
+        """A new judgment of `origin`: a probe's (`probed`), or the last one re-judged."""
+
+
 @dataclass
 class Scheduler:
     engine: Engine
     store: ResultStore
-    metrics: SelfMetrics
+    observers: Sequence[ProbeObserver] = ()  # e.g. self-metrics, pre-rendered /metrics
     max_concurrent_probes: int = 32
-    on_result: Callable[[str, Judgment], None] | None = None  # e.g. pre-render metrics
     shard: Shard = field(default_factory=Shard)  # probe only this replica's share of the fleet
     rng: random.Random = field(default_factory=random.Random)
     _tasks: dict[str, tuple[OriginConfig, asyncio.Task[None]]] = field(default_factory=dict)
@@ -54,8 +60,7 @@ class Scheduler:
         origins = self.shard.select(config.origins)
         for name, result in self.store.set_origins(origins, self._rejudge):
             log.info("judged again after reload", extra={"origin": name})
-            if self.on_result is not None:
-                self.on_result(name, result)
+            self._tell(name, result, probed=False)
         wanted = {o.name: o for o in origins}
         for name, (origin, task) in list(self._tasks.items()):
             if wanted.get(name) != origin:
@@ -100,9 +105,12 @@ class Scheduler:
         async with self._slots:
             result = await self._probe(origin)
         self.store.record(origin.name, result)
-        if self.on_result is not None:
-            self.on_result(origin.name, result)
+        self._tell(origin.name, result, probed=True)
         return result
+
+    def _tell(self, origin: str, judgment: Judgment, probed: bool) -> None:
+        for observer in self.observers:
+            observer.judged(origin, judgment, probed)
 
     async def _probe(self, origin: OriginConfig) -> Judgment:
         started_at = time.time()
@@ -115,7 +123,6 @@ class Scheduler:
             if origin.name not in self._crash_logged:
                 self._crash_logged.add(origin.name)
                 log.exception("probe crashed", extra={"origin": origin.name})
-            self.metrics.crashed()
             return internal_error(
                 origin.target(),
                 started_at,
@@ -124,7 +131,6 @@ class Scheduler:
                 self.engine.catalogue,
             )
         self._crash_logged.discard(origin.name)
-        self.metrics.observe(result)
         log.debug(
             "probe finished",
             extra={

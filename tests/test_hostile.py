@@ -407,12 +407,13 @@ def test_a_probe_crash_is_contained_logged_once_counted_and_reported(
     crashing = ("buggy", "orphan")
     enough = asyncio.Event()  # binds to a loop when first awaited (Python >= 3.10)
 
-    def on_result(origin: str, result: Judgment) -> None:
-        collector.prepare(origin, result)
-        if all(len(store.history(n)) >= 3 for n in crashing) and store.history("good"):
-            enough.set()
+    class Enough:
+        def judged(self, origin: str, judgment: Judgment, probed: bool) -> None:
+            if all(len(store.history(n)) >= 3 for n in crashing) and store.history("good"):
+                enough.set()
 
-    scheduler = Scheduler(BuggyEngine(), store, self_metrics, on_result=on_result, rng=FirstPhase())
+    observers = (self_metrics, collector, Enough())
+    scheduler = Scheduler(BuggyEngine(), store, observers, rng=FirstPhase())
 
     async def run() -> None:
         scheduler.apply(config)

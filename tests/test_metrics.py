@@ -9,9 +9,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.config import OriginConfig, default_config
 from exporter.engine.probe import Engine
+from exporter.http.routes import build_app
+from exporter.http.state import WebState
 from exporter.metrics import OriginsCollector, new_registry
 from exporter.store import ResultStore
-from exporter.web import WebState, build_app
 from tests.conftest import run_probe
 from tests.daemon_process import parse_exposition, value
 from tests.origins import TestOrigins

@@ -34,6 +34,9 @@ from exporter.engine.result import (
 )
 from exporter.engine.target import ProbeOptions, ProbeTarget
 from exporter.engine.verdict import FailureReason
+from exporter.http.page_handlers import CONTENT_SECURITY_POLICY
+from exporter.http.routes import build_app
+from exporter.http.state import WebState
 from exporter.metrics import new_registry
 from exporter.pages import (
     Expiry,
@@ -45,8 +48,6 @@ from exporter.pages import (
 )
 from exporter.store import OriginState, ResultStore
 from exporter.view import checklist
-from exporter.web import WebState, build_app
-from exporter.web_pages import CONTENT_SECURITY_POLICY
 from tests.dom import Node, parse
 from tests.support.judgments import judgment
 

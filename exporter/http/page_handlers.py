@@ -12,8 +12,8 @@ import functools
 
 from aiohttp import web
 
-from .pages import render_index, render_not_found, render_origin
-from .web import STATE
+from ..pages import render_index, render_not_found, render_origin
+from .state import STATE
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "

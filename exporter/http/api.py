@@ -1,7 +1,7 @@
-"""HTTP endpoints: /metrics, /probe, /-/healthy, /-/ready, /-/reload, and the pages for people.
+"""Handlers for programs: /metrics, /probe, health, reload, the JSON API and /config.
 
-Handlers only read the store or call the engine for /probe; scrapes never trigger probes of the
-configured origins.
+They only read the store, or call the engine for /probe: scrapes never probe the configured
+origins.
 """
 
 from __future__ import annotations
@@ -9,77 +9,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import yaml
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .config import ExporterConfig, config_dict
-from .engine.catalogue import Protocol, parse_policy
-from .engine.probe import Engine
-from .engine.target import ProbeOptions, ProbeTarget
-from .metrics import Labelled, OriginsCollector, RenderError, render_families, result_families
-from .report import render_text, result_dict
-from .store import ResultStore
-from .webconfig import WebConfig
-
-Reload = Callable[[], Awaitable[tuple[bool, str]]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class WebState:
-    """What the handlers need; `config` is swapped whole on reload."""
-
-    config: ExporterConfig
-    store: ResultStore
-    registry: CollectorRegistry
-    engine: Engine
-    origins: OriginsCollector  # rendered apart from `registry`: see OriginsCollector.render
-    reload: Reload
-    ready: bool = False
-    web_config: WebConfig | None = None  # swapped whole on reload, like `config`
-
-
-STATE = web.AppKey("state", WebState)
-
-
-def build_app(state: WebState) -> web.Application:
-    from .web_pages import origin_page  # web_pages imports this module: not at the top
-
-    app = web.Application(middlewares=[basic_auth])
-    app[STATE] = state
-    app.router.add_get("/", index)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/probe", probe)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_route("*", "/-/reload", reload)
-    app.router.add_get("/api/v1/origins", origins_json)
-    app.router.add_get("/api/v1/origins/{name}", origin_json)
-    app.router.add_get("/origin/{name:.+}", origin_page)
-    app.router.add_get("/config", config_view)
-    return app
-
-
-@web.middleware
-async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every endpoint behind `basic_auth_users` when the web config has any (exporter-toolkit)."""
-    web_config = request.app[STATE].web_config
-    if web_config is not None and web_config.auth_required:
-        header = request.headers.get("Authorization")
-        loop = asyncio.get_running_loop()
-        # bcrypt takes tens of milliseconds on a cache miss: not on the event loop.
-        allowed = await loop.run_in_executor(None, web_config.check_authorization, header)
-        if not allowed:
-            raise web.HTTPUnauthorized(
-                text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="origin-tls-exporter"'},
-            )
-    return await handler(request)
+from ..config import ExporterConfig, config_dict
+from ..engine.catalogue import Protocol, parse_policy
+from ..engine.target import ProbeOptions, ProbeTarget
+from ..metrics import Labelled, RenderError, render_families, result_families
+from ..report import render_text, result_dict
+from .state import STATE, WebState
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -209,9 +151,3 @@ async def origin_json(request: web.Request) -> web.Response:
     return web.json_response(
         {"origin": found.config.name, "result": result_dict(found.latest) if found.latest else None}
     )
-
-
-async def index(request: web.Request) -> web.Response:
-    from .web_pages import index_page  # imports this module: not at the top
-
-    return await index_page(request)
