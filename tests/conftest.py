@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from exporter.engine.probe import Engine
-from exporter.engine.result import Judgment
-from exporter.engine.target import ProbeOptions, ProbeTarget
 from tests.origins import TestOrigins
 
 
@@ -22,8 +19,3 @@ def origins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestOrigins]:
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     return Engine()
-
-
-def run_probe(engine: Engine, target: ProbeTarget, **options: object) -> Judgment:
-    options.setdefault("timeout", 5.0)
-    return asyncio.run(engine.probe(target, ProbeOptions(**options)))  # type: ignore[arg-type]

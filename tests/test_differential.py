@@ -35,8 +35,8 @@ import pytest
 from exporter.engine.catalogue import ALL_PROTOCOLS, CATALOGUE, Protocol
 from exporter.engine.probe import Engine
 from exporter.engine.target import ConfirmMode
-from tests.conftest import run_probe
 from tests.origins import TestOrigins as Fleet  # renamed: pytest would try to collect a Test*
+from tests.support.probing import run_probe
 
 pytestmark = pytest.mark.sslyze
 

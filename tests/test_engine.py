@@ -10,8 +10,8 @@ from exporter.engine.probe import Engine
 from exporter.engine.result import Judgment
 from exporter.engine.target import ConfirmMode, ProbeTarget
 from exporter.engine.verdict import FailureReason as R
-from tests.conftest import run_probe
 from tests.origins import TestOrigins
+from tests.support.probing import run_probe
 
 TLS = (Protocol.TLSv1, Protocol.TLSv1_1, Protocol.TLSv1_2)
 

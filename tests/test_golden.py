@@ -6,16 +6,19 @@ import asyncio
 import difflib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from exporter.config import OriginConfig
+from exporter.engine.observations import Observations
 from exporter.engine.probe import Engine
 from exporter.engine.result import Judgment
 from exporter.engine.target import ProbeOptions, ProbeTarget
 from tests.golden_outputs import GOLDEN, mask, views
 from tests.hostile import FAST, HOST, HostileOrigins
 from tests.origins import TestOrigins
+from tests.support import recorded
 
 UPDATE = os.environ.get("GOLDEN_UPDATE") == "1"
 
@@ -40,11 +43,20 @@ def probed(
         targets[f"hostile_{name}"] = (target, (hostile[name],))
     engine = Engine()
 
-    async def run_all() -> list[Judgment]:
+    async def run_all() -> list[Observations]:
         options = ProbeOptions(timeout=3.0)
-        return list(await asyncio.gather(*(engine.probe(t, options) for t, _ in targets.values())))
+        return list(
+            await asyncio.gather(*(engine.observe(t, options) for t, _ in targets.values()))
+        )
 
-    results = asyncio.run(run_all())
+    observed = asyncio.run(run_all())
+    roots = Path(origins.ca_file).read_bytes()
+    results = []
+    for (name, (target, _)), observations in zip(targets.items(), observed, strict=True):
+        trusted = roots if target.ca_file else b""
+        if os.environ.get("RECORD_OBSERVATIONS") == "1":
+            recorded.save(name, observations, trusted)
+        results.append(recorded.Recording(name, observations, trusted).judge())
     return {
         name: (target, result, ports)
         for (name, (target, ports)), result in zip(targets.items(), results, strict=True)

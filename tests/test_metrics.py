@@ -13,10 +13,10 @@ from exporter.http.routes import build_app
 from exporter.http.state import WebState
 from exporter.metrics import OriginsCollector, new_registry
 from exporter.store import ResultStore
-from tests.conftest import run_probe
 from tests.daemon_process import parse_exposition, value
 from tests.origins import TestOrigins
 from tests.support.judgments import judgment
+from tests.support.probing import run_probe
 
 
 def test_render_equals_collect(engine: Engine, origins: TestOrigins) -> None:

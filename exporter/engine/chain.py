@@ -115,7 +115,12 @@ class TrustStore:
             raise ValueError(
                 f"trust store file {path!r} cannot be read: {exc.strerror or exc}"
             ) from exc
-        return cls(source=path, roots=_parse_bundle(data, path))
+        return cls.from_pem(data, path)
+
+    @classmethod
+    def from_pem(cls, data: bytes, source: str) -> TrustStore:
+        """Roots from bytes already read (a recording, a test); errors name `source`."""
+        return cls(source=source, roots=_parse_bundle(data, source))
 
     @cached_property
     def store(self) -> Store | None:

@@ -197,7 +197,8 @@ def _protocol(
     if record.error is not None:
         return ProtocolResult(protocol, in_policy, None, error=record.error)
     offers = [e for e in record.exchanges if not e.broad]
-    picks = [e for e in offers if _picked_in(e, protocol)]
+    # Picks of suites outside `catalogue` (observed under a larger one) are not its business.
+    picks = [e for e in offers if _picked_in(e, protocol) and e.answer.suite in catalogue.by_code]
     handshakes = _handshakes(observations)
     picked = []
     for exchange in picks:
@@ -208,7 +209,7 @@ def _protocol(
             if done is None
             else SuiteResult(suite, done.completed, done.library, done.error)
         )
-    last = offers[-1] if len(offers) > len(picks) else None
+    last = offers[-1] if offers and not _picked_in(offers[-1], protocol) else None
     broad = next((e for e in record.exchanges if e.broad), None)
     outside = broad.answer.suite if broad is not None and _picked_in(broad, protocol) else None
     return ProtocolResult(

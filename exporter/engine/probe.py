@@ -196,7 +196,7 @@ class _Run:
             self.certificates, self.certificates_from = hello.certificates, "cloudfront_hello"
         else:
             self.certificates = await _fetch_certificates(
-                endpoint, self.enumerations, name, self.log
+                endpoint, catalogue, self.enumerations, name, self.log
             )
             self.certificates_from = "broad_offer" if self.certificates else None
 
@@ -227,7 +227,9 @@ class _Run:
         self.cloudfront_hello = HelloExchange(
             str(highest), offer, HelloAnswerRecord.of(hello), cloudfront_hello=True
         )
-        self.log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello)}")
+        self.log(
+            f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello, catalogue)}"
+        )
         return spec, hello
 
     async def enumerate(
@@ -403,10 +405,10 @@ async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
         raise
 
 
-def _describe(answer: ServerHelloInfo | Refusal) -> str:
+def _describe(answer: ServerHelloInfo | Refusal, catalogue: Catalogue) -> str:
     if isinstance(answer, Refusal):
         return answer.describe()
-    suite = CATALOGUE.by_code.get(answer.suite)
+    suite = catalogue.by_code.get(answer.suite)
     suite_name = suite.name if suite else f"0x{answer.suite:04X}"
     version = answer.protocol or f"version {answer.wire_version}"
     return f"server picked {version} {suite_name}, {len(answer.certificates)} certificates"
@@ -426,6 +428,7 @@ def _negotiated(
 
 async def _fetch_certificates(
     endpoint: Endpoint,
+    catalogue: Catalogue,
     enumerations: tuple[EnumerationRecord, ...],
     server_name: str | None,
     log: _Log,
@@ -441,7 +444,7 @@ async def _fetch_certificates(
     protocol = answered[-1]
     spec = HelloSpec(
         protocol,
-        CATALOGUE.broad_codes,
+        catalogue.broad_codes,
         server_name,
         BROAD_GROUPS,
         BROAD_SIGNATURE_SCHEMES,
