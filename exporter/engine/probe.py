@@ -227,9 +227,8 @@ class _Run:
         self.cloudfront_hello = HelloExchange(
             str(highest), offer, HelloAnswerRecord.of(hello), cloudfront_hello=True
         )
-        self.log(
-            f"CloudFront hello (up to {highest}, {len(offer)} suites): {_describe(hello, catalogue)}"
-        )
+        described = _describe(hello, catalogue)
+        self.log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {described}")
         return spec, hello
 
     async def enumerate(
