@@ -1,16 +1,21 @@
 """What CloudFront offers a custom origin, as data.
 
-CloudFront's origin-facing TLS client is fixed: four protocol versions selectable per origin
-(`OriginSslProtocols`), sixteen cipher suites, three curves and RSA-PKCS#1/ECDSA signatures.
-Everything the engine tests is derived from these tables, so a change on AWS's side is a change
-here only. TLSv1.3 is listed for information: CloudFront never uses it towards origins.
+CloudFront's origin-facing TLS client is s2n-tls under the `CloudFront-Upstream` security
+policies: four protocol versions selectable per origin (`OriginSslProtocols`), nineteen cipher
+suites (sixteen of them documented by AWS), three curves and RSA-PKCS#1/ECDSA signatures, all in
+the order s2n-tls sends them. Everything the engine tests is derived from these tables, so a
+change on AWS's side is a change here only; tests/test_s2n.py compares them with the ClientHello
+the s2n-tls in awscrt really sends. TLSv1.3 is listed for information: today's policies never
+use it towards origins, the 2025 generation (`POLICY_OFFERS`) does.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 
 from tlslite.constants import CipherSuite as TlsliteSuites
 from tlslite.constants import GroupName, HashAlgorithm, SignatureAlgorithm
@@ -110,6 +115,7 @@ class CipherSuite:
     tls12_only: bool = False
     tls13: bool = False
     legacy: bool = False  # RC4 or 3DES: CloudFront still connects, but operators should know
+    documented: bool = True  # in AWS's published list; s2n's policy also offers three more
 
     @property
     def iana_name(self) -> str:
@@ -127,31 +133,50 @@ class CipherSuite:
         return not (self.key_exchange == "ECDHE" and protocol is Protocol.SSLv3)
 
 
-def _suite(name: str, code: int, *, tls12: bool = False, legacy: bool = False) -> CipherSuite:
+def _suite(
+    name: str, code: int, *, tls12: bool = False, legacy: bool = False, documented: bool = True
+) -> CipherSuite:
     key_exchange = "ECDHE" if name.startswith("ECDHE-") else "RSA"
     authentication = "ECDSA" if name.startswith("ECDHE-ECDSA-") else "RSA"
-    return CipherSuite(name, code, key_exchange, authentication, tls12_only=tls12, legacy=legacy)
+    return CipherSuite(
+        name,
+        code,
+        key_exchange,
+        authentication,
+        tls12_only=tls12,
+        legacy=legacy,
+        documented=documented,
+    )
 
 
 CLOUDFRONT_SUITES: tuple[CipherSuite, ...] = (
-    # CloudFront's documented order, which is also its preference order in the ClientHello.
+    # s2n-tls's `CloudFront-Upstream` (and -TLS-1-0/1-1/1-2) policy, in the order its
+    # ClientHello offers them (tls/s2n_cipher_preferences.c, cipher_suites_cloudfront_upstream).
+    # AWS documents 16 of these; s2n also offers AES256-GCM-SHA384, AES128-GCM-SHA256 and
+    # AES128-SHA256.
+    _suite("ECDHE-ECDSA-AES256-GCM-SHA384", 0xC02C, tls12=True),
     _suite("ECDHE-RSA-AES256-GCM-SHA384", 0xC030, tls12=True),
-    _suite("ECDHE-RSA-AES256-SHA384", 0xC028, tls12=True),
-    _suite("ECDHE-RSA-AES256-SHA", 0xC014),
+    _suite("ECDHE-ECDSA-AES128-GCM-SHA256", 0xC02B, tls12=True),
     _suite("ECDHE-RSA-AES128-GCM-SHA256", 0xC02F, tls12=True),
+    _suite("ECDHE-ECDSA-AES256-SHA384", 0xC024, tls12=True),
+    _suite("ECDHE-RSA-AES256-SHA384", 0xC028, tls12=True),
+    _suite("ECDHE-ECDSA-AES256-SHA", 0xC00A),
+    _suite("ECDHE-RSA-AES256-SHA", 0xC014),
+    _suite("ECDHE-ECDSA-AES128-SHA256", 0xC023, tls12=True),
     _suite("ECDHE-RSA-AES128-SHA256", 0xC027, tls12=True),
+    _suite("ECDHE-ECDSA-AES128-SHA", 0xC009),
     _suite("ECDHE-RSA-AES128-SHA", 0xC013),
+    _suite("AES256-GCM-SHA384", 0x009D, tls12=True, documented=False),
+    _suite("AES128-GCM-SHA256", 0x009C, tls12=True, documented=False),
     _suite("AES256-SHA", 0x0035),
+    _suite("AES128-SHA256", 0x003C, tls12=True, documented=False),
     _suite("AES128-SHA", 0x002F),
     _suite("DES-CBC3-SHA", 0x000A, legacy=True),
     _suite("RC4-MD5", 0x0004, legacy=True),
-    _suite("ECDHE-ECDSA-AES256-GCM-SHA384", 0xC02C, tls12=True),
-    _suite("ECDHE-ECDSA-AES256-SHA384", 0xC024, tls12=True),
-    _suite("ECDHE-ECDSA-AES256-SHA", 0xC00A),
-    _suite("ECDHE-ECDSA-AES128-GCM-SHA256", 0xC02B, tls12=True),
-    _suite("ECDHE-ECDSA-AES128-SHA256", 0xC023, tls12=True),
-    _suite("ECDHE-ECDSA-AES128-SHA", 0xC009),
 )
+
+DOCUMENTED_SUITES: tuple[CipherSuite, ...] = tuple(s for s in CLOUDFRONT_SUITES if s.documented)
+"""The sixteen suites AWS's CloudFront documentation lists for origin connections."""
 
 TLS13_SUITES: tuple[CipherSuite, ...] = tuple(
     CipherSuite(name, code, "any", "any", tls13=True)
@@ -172,18 +197,47 @@ class Group:
 
 
 CLOUDFRONT_GROUPS: tuple[Group, ...] = (
-    Group("X25519", GroupName.x25519),
+    # s2n_ecc_preferences_20230623, in s2n's order
     Group("prime256v1", GroupName.secp256r1),
+    Group("X25519", GroupName.x25519),
     Group("secp384r1", GroupName.secp384r1),
 )
 
-_HASHES = ("sha512", "sha384", "sha256", "sha224", "sha1")
-CLOUDFRONT_SIGNATURE_SCHEMES: tuple[tuple[int, int], ...] = tuple(
-    (getattr(HashAlgorithm, h), sig)
-    for h in _HASHES
-    for sig in (SignatureAlgorithm.rsa, SignatureAlgorithm.ecdsa)
+HYBRID_GROUPS: tuple[Group, ...] = (
+    # The `-PQ` policies' ML-KEM hybrids (pq_kem_groups_ietf_2025_07), by their IANA names,
+    # which are also s2n's.
+    Group("X25519MLKEM768", GroupName.x25519mlkem768),
+    Group("SecP256r1MLKEM768", GroupName.secp256r1mlkem768),
+    Group("SecP384r1MLKEM1024", GroupName.secp384r1mlkem1024),
 )
-"""RSA PKCS#1 v1.5 and ECDSA with SHA-1 to SHA-512, as (hash, signature) pairs; no RSA-PSS."""
+
+
+def _pkcs1_and_ecdsa(hashes: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    return (
+        *((getattr(HashAlgorithm, h), SignatureAlgorithm.rsa) for h in hashes),
+        *((getattr(HashAlgorithm, h), SignatureAlgorithm.ecdsa) for h in hashes),
+    )
+
+
+_SHA2 = ("sha256", "sha384", "sha512", "sha224")
+_SHA1 = (
+    (HashAlgorithm.sha1, SignatureAlgorithm.rsa),
+    (HashAlgorithm.sha1, SignatureAlgorithm.ecdsa),
+)
+CLOUDFRONT_SIGNATURE_SCHEMES: tuple[tuple[int, int], ...] = (*_pkcs1_and_ecdsa(_SHA2), *_SHA1)
+"""s2n_signature_preferences_20140601 as sent: RSA PKCS#1 v1.5 with SHA-256/384/512/224, ECDSA
+likewise, then the SHA-1 pair; as (hash, signature) pairs; no RSA-PSS."""
+
+_RSA_PSS = ((8, 9), (8, 10), (8, 11), (8, 4), (8, 5), (8, 6))  # pss_pss_*, then pss_rsae_*
+_ML_DSA = ((9, 4), (9, 5), (9, 6))  # mldsa44, mldsa65, mldsa87
+_SIGNATURES_2025: tuple[tuple[int, int], ...] = (
+    # s2n_signature_preferences_20250820: ECDSA first, then RSA-PSS, PKCS#1, SHA-1
+    *((getattr(HashAlgorithm, h), SignatureAlgorithm.ecdsa) for h in _SHA2),
+    *_RSA_PSS,
+    *((getattr(HashAlgorithm, h), SignatureAlgorithm.rsa) for h in _SHA2),
+    *_SHA1,
+)
+_SIGNATURES_2025_PQ = (*_ML_DSA, *_SIGNATURES_2025)  # s2n_signature_preferences_20250821
 
 # A broad offer, used only to tell "speaks this protocol, none of CloudFront's suites" apart from
 # "does not speak this protocol": every suite tlslite-ng knows plus common ones it does not.
@@ -264,6 +318,93 @@ EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 
 
 @dataclass(frozen=True)
+class PolicyOffer:
+    """What s2n-tls's ClientHello offers under one CloudFront upstream policy, in wire order.
+
+    `minimum` is what the policy accepts in the ServerHello; today's generation sends the same
+    hello under all four policies (no supported_versions extension) and enforces its minimum
+    only on the answer, while the 2025 generation lists its versions in supported_versions.
+    """
+
+    name: str
+    minimum: Protocol
+    maximum: Protocol
+    suites: tuple[int, ...]  # IANA codes; s2n appends the renegotiation SCSV below TLS 1.3
+    groups: tuple[int, ...]  # supported_groups
+    signature_schemes: tuple[tuple[int, int], ...]  # signature_algorithms
+    key_shares: tuple[int, ...] = ()  # TLS 1.3 key_share entries
+    versions: tuple[Protocol, ...] = ()  # supported_versions, newest first; () when not sent
+
+
+_TLS13_OFFER = (0x1301, 0x1302, 0x1303)  # S2N_TLS13_CLOUDFRONT_CIPHER_SUITES_20200716
+_SUITES_2025 = (
+    # cipher_suites_cloudfront_upstream_2025_08_08: AES128 before AES256 this time
+    *_TLS13_OFFER,
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xC023,
+    0xC027,
+    0xC024,
+    0xC028,
+    0xC009,
+    0xC013,
+    0xC00A,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x003C,
+    0x002F,
+    0x0035,
+    0x000A,
+    0x0004,
+)
+_POLICY_MINIMUMS = (
+    ("", Protocol.SSLv3),
+    ("-TLS-1-0", Protocol.TLSv1),
+    ("-TLS-1-1", Protocol.TLSv1_1),
+    ("-TLS-1-2", Protocol.TLSv1_2),
+)
+
+
+def _offers() -> dict[str, PolicyOffer]:
+    groups = tuple(g.code for g in CLOUDFRONT_GROUPS)
+    hybrid = tuple(g.code for g in HYBRID_GROUPS)
+    offers: dict[str, PolicyOffer] = {}
+    for suffix, minimum in _POLICY_MINIMUMS:
+        name = f"CloudFront-Upstream{suffix}"
+        offers[name] = PolicyOffer(
+            name,
+            minimum,
+            Protocol.TLSv1_2,
+            tuple(s.code for s in CLOUDFRONT_SUITES),
+            groups,
+            CLOUDFRONT_SIGNATURE_SCHEMES,
+        )
+    for pq in (False, True):
+        for suffix, minimum in (*_POLICY_MINIMUMS, ("-TLS-1-3", Protocol.TLSv1_3)):
+            name = f"CloudFront-Upstream{suffix}-2025{'-PQ' if pq else ''}"
+            versions = tuple(p for p in reversed(ALL_PROTOCOLS) if p.wire >= minimum.wire)
+            offers[name] = PolicyOffer(
+                name,
+                minimum,
+                Protocol.TLSv1_3,
+                _TLS13_OFFER if minimum is Protocol.TLSv1_3 else _SUITES_2025,
+                (*hybrid, *groups) if pq else groups,
+                _SIGNATURES_2025_PQ if pq else _SIGNATURES_2025,
+                # s2n sends one hybrid share and one classic share (its first curve)
+                (hybrid[0], groups[0]) if pq else (groups[0],),
+                versions,
+            )
+    return offers
+
+
+POLICY_OFFERS: Mapping[str, PolicyOffer] = MappingProxyType(_offers())
+"""Every CloudFront upstream policy of the s2n-tls that awscrt bundles, by s2n's name."""
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """CloudFront's offer, with the lookups the engine needs precomputed once."""
 
@@ -300,7 +441,7 @@ class Catalogue:
         """OpenSSL's name for a named group code, `None` when unknown."""
         if code is None:
             return None
-        for group in self.groups:
+        for group in (*self.groups, *HYBRID_GROUPS):
             if group.code == code:
                 return group.name
         name = str(GroupName.toStr(code))
