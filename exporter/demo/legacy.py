@@ -107,6 +107,10 @@ class LegacyConfig:
         settings.macNames = list(dict.fromkeys(s.mac for s in chosen))
         settings.keyExchangeNames = ["rsa"]
         settings.cipherImplementations = ["python"]
+        if low == VERSIONS["SSLv3"]:
+            # SSLv3 has no extended master secret (RFC 7627 is TLS only), and SSLv3-era
+            # servers never negotiate it; tlslite-ng would, then fail its own key derivation.
+            settings.useExtendedMasterSecret = False
         validated: HandshakeSettings = settings.validate()  # raises ValueError on nonsense
         return validated
 

@@ -47,6 +47,7 @@ Rules, as implemented:
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,7 +57,9 @@ from pathlib import Path
 
 import certifi
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     Criticality,
@@ -121,6 +124,16 @@ class TrustStore:
     def from_pem(cls, data: bytes, source: str) -> TrustStore:
         """Roots from bytes already read (a recording, a test); errors name `source`."""
         return cls(source=source, roots=_parse_bundle(data, source))
+
+    @cached_property
+    def pem(self) -> bytes:
+        """The roots as one PEM bundle: what s2n-tls is given to trust."""
+        return b"".join(root.public_bytes(Encoding.PEM) for root in self.roots)
+
+    @cached_property
+    def digest(self) -> str:
+        """Names this set of roots, so a judgment can tell whether s2n-tls saw the same."""
+        return hashlib.sha256(self.pem).hexdigest()
 
     @cached_property
     def store(self) -> Store | None:
@@ -215,6 +228,10 @@ def analyse_chain(ders: Sequence[bytes], trust: TrustStore, now: datetime) -> Ch
     problems: dict[ChainStatus, str] = {}
     missing_issuer: str | None = None
     missing_issuer_url: str | None = None
+    if path is None and errors and all(_DATES in error for error in errors):
+        # Linked by name and signature to a trusted root, and refused for dates alone:
+        # complete, and the failure is the dates' (an expired leaf whose CA post-dates it).
+        path = _undated_path(certs, walk, trust)
     if path is not None:
         out_of_order = _first_out_of_order(certs)
         if out_of_order is not None:
@@ -244,6 +261,47 @@ def analyse_chain(ders: Sequence[bytes], trust: TrustStore, now: datetime) -> Ch
         detail=detail,
         earliest_expiry=min(f.not_after for f in facts),
     )
+
+
+_DATES = "not valid at validation time"
+
+
+def _undated_path(
+    certs: Sequence[x509.Certificate], walk: Sequence[int], trust: TrustStore
+) -> list[x509.Certificate] | None:
+    """The walk up plus a trusted root that signed its top, ignoring every date; None if the
+    verifier's refusal was about more than dates (then the chain is not complete)."""
+    top = certs[walk[-1]]
+    linked = [certs[index] for index in walk]
+    if trust.contains(top):
+        return linked
+    root = next((r for r in trust.named(top.issuer) if directly_issued_by(top, r)), None)
+    return None if root is None else [*linked, root]
+
+
+def _rejected_issuer(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """`issuer` is the one that signed `cert` (its key, by key identifier, or an algorithm the
+    library will not verify), yet the signature is refused: sent, so never "missing"."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except UnsupportedAlgorithm:
+        return True
+    except Exception:
+        return (
+            _key_id(cert, x509.AuthorityKeyIdentifier)
+            == _key_id(issuer, x509.SubjectKeyIdentifier)
+            is not None
+        )
+    return False
+
+
+def _key_id(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(kind).value
+    except Exception:
+        return None
+    key_id = getattr(value, "key_identifier", None) or getattr(value, "digest", None)
+    return key_id if isinstance(key_id, bytes) else None
 
 
 def _walk_up(certs: Sequence[x509.Certificate], facts: Sequence[CertificateFacts]) -> list[int]:
@@ -425,7 +483,27 @@ class _Context:
             )
         where = f" (it is at {facts.aia_ca_issuers[0]})" if facts.aia_ca_issuers else ""
         organization = _organization(top.issuer)
-        if top_index == 0 or (facts.aia_ca_issuers and organization in self.trust.organizations):
+        named = next(
+            (
+                i
+                for i, cert in enumerate(self.certs)
+                if i != top_index and same_name(top, cert) and _rejected_issuer(top, cert)
+            ),
+            None,
+        )
+        if named is not None:
+            # Sent, but its signature on the one below is rejected (SHA-1 or MD5 the verifier
+            # refuses, a bad signature, another key): present, not missing.
+            return (
+                ChainStatus.UNTRUSTED,
+                f"{self.sent(named)} has the name of the issuer of {self.sent(top_index)}, but "
+                f"its signature on it cannot be verified ({error}): the chain does not link.",
+            )
+        # A CA Issuers URL, or an issuer of an organisation the trust store knows, names an
+        # intermediate that exists; otherwise the issuer may as well be a private root.
+        known = organization in self.trust.organizations
+        aia = bool(facts.aia_ca_issuers)
+        if (top_index == 0 and (aia or known)) or (aia and known):
             impostor = next(
                 (
                     f"; {self.sent(index)} has that name but did not sign it"

@@ -27,9 +27,13 @@ from .observations import (
     StopRecord,
     TargetRecord,
 )
-from .result import Judgment, Negotiation, ProtocolResult, SuiteResult
-from .target import ProbeTarget
-from .verdict import Category, FailureReason
+from .result import GenerationOutcome, Judgment, Negotiation, ProtocolResult, SuiteResult
+from .s2n import CloudFrontHandshake, policy_for
+from .target import DEFAULT_CLOUDFRONT_POLICY, ProbeTarget
+from .verdict import Category, CloudFrontWarning, FailureReason, Source
+
+W = CloudFrontWarning
+
 
 _CHAIN_REASONS = {
     ChainStatus.MISSING_INTERMEDIATE: FailureReason.MISSING_INTERMEDIATE,
@@ -45,10 +49,11 @@ class Policy:
     """The origin's settings that a verdict depends on (not how it was probed)."""
 
     protocols: tuple[Protocol, ...]  # OriginSslProtocols
+    cloudfront_policy: str = DEFAULT_CLOUDFRONT_POLICY  # the s2n-tls policy generation
 
     @classmethod
     def of(cls, target: ProbeTarget) -> Policy:
-        return cls(target.protocols)
+        return cls(target.protocols, target.cloudfront_policy)
 
 
 def judge(
@@ -77,11 +82,21 @@ def judge(
         if leaf is not None
         else ()
     )
-    reasons = (
+    own = (
         _stop_reasons(stop.kind)
         if stop is not None
         else _reasons(protocols, negotiation, chain, match, chain_error)
     )
+    generations = _generations(observations, policy, own)
+    decisive = next((g for g in generations if g.generation == policy.cloudfront_policy), None)
+    usable = _s2n_usable(observations, trust, decisive, stop is not None)
+    if isinstance(usable, str):
+        decision = _Decision(own, (Source.EXPORTER,) * len(own), (), (usable,) if own else ())
+        if observations.tls_library is not None or stop is None:
+            note(f"decided without s2n-tls: {usable}")
+    else:
+        decision = _decide(own, usable.handshake, protocols, chain)
+    reasons = decision.reasons
     compatible = not reasons and stop is None
     return Judgment(
         target=target,
@@ -90,7 +105,7 @@ def judge(
         reasons=reasons,
         compatible=compatible,
         success=stop is None and not any(r.category is Category.CONNECTION for r in reasons),
-        legacy_only=_legacy_only(protocols),
+        legacy_only=_legacy_only(protocols) and compatible,
         protocols=protocols,
         negotiation=negotiation,
         chain=chain,
@@ -98,7 +113,195 @@ def judge(
         identifiers=identifiers,
         error=stop.detail if stop else None,
         log=tuple(log),
+        sources=decision.sources,
+        warnings=_warnings(catalogue, policy, protocols, chain, decisive, decision),
+        disagreements=decision.disagreements,
+        generation=policy.cloudfront_policy,
+        cloudfront=decisive,
+        generations=generations,
+        tls_library=observations.tls_library,
+        decided_by="exporter" if isinstance(usable, str) else "s2n-tls",
     )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    reasons: tuple[FailureReason, ...]
+    sources: tuple[Source, ...]
+    kept_as_warnings: tuple[FailureReason, ...]  # own findings s2n-tls overrules
+    disagreements: tuple[str, ...]
+
+
+# Stages of CloudFront's connection, in order: s2n-tls failing at one says nothing of later ones,
+# and contradicts a finding that it failed earlier.
+_STAGES = {
+    Category.CONNECTION: 0,
+    Category.PROTOCOL: 1,
+    Category.NAME: 2,
+    Category.CHAIN: 2,
+    Category.DATES: 2,
+    Category.HTTP: 3,
+}
+
+_S2N_REASONS = {
+    "connect_failed": FailureReason.CONNECT_FAILED,
+    "timeout": FailureReason.TIMEOUT,
+    "S2N_ERR_CERT_UNTRUSTED": FailureReason.UNTRUSTED,
+    "S2N_ERR_CERT_EXPIRED": FailureReason.EXPIRED,
+    "S2N_ERR_CERT_NOT_YET_VALID": FailureReason.NOT_YET_VALID,
+    "S2N_ERR_CERT_INVALID_HOSTNAME": FailureReason.NAME_MISMATCH,
+    "S2N_ERR_PROTOCOL_VERSION_UNSUPPORTED": FailureReason.NO_COMMON_PROTOCOL,
+}
+
+
+def _s2n_reason(handshake: CloudFrontHandshake) -> FailureReason:
+    """What s2n-tls's own error means, when the exporter's analysis found no cause."""
+    if handshake.client_certificate_requested and not handshake.client_certificate_sent:
+        return FailureReason.CLIENT_CERTIFICATE_REQUIRED
+    if handshake.alert == AlertDescription.protocol_version:
+        return FailureReason.NO_COMMON_PROTOCOL
+    reason = _S2N_REASONS.get(handshake.error or "")
+    if reason is None and (handshake.error or "").startswith("S2N_ERR_CERT"):
+        return FailureReason.UNTRUSTED
+    return reason or FailureReason.HANDSHAKE_FAILED
+
+
+def _decide(
+    own: tuple[FailureReason, ...],
+    handshake: CloudFrontHandshake,
+    protocols: Sequence[ProtocolResult],
+    chain: ChainAnalysis | None,
+) -> _Decision:
+    """s2n-tls's pass/fail decides; the exporter's analysis explains, never contradicts it.
+
+    Passing, only a condition AWS documents as a 502 cause (a chain out of order) still fails;
+    every other finding of the exporter's becomes a warning or a stated disagreement."""
+    policy = handshake.policy
+    if handshake.completed:
+        documented = tuple(r for r in own if r is FailureReason.WRONG_ORDER)
+        overruled = tuple(r for r in own if r not in documented)
+        notes = tuple(
+            f"s2n-tls completes CloudFront's handshake under {policy}, but the exporter's own "
+            f"analysis finds {r} ({r.summary})"
+            for r in overruled
+        )
+        sources = (Source.AWS_DOCUMENTATION,) * len(documented)
+        return _Decision(documented, sources, overruled, notes)
+    stage = _failing_stage(handshake)
+    explaining = tuple(r for r in own if _STAGES[r.category] >= stage)
+    contradicting = tuple(r for r in own if _STAGES[r.category] < stage)
+    notes = tuple(
+        f"s2n-tls got past {r.category} under {policy} before failing ({handshake.error}), so "
+        f"the exporter's own finding {r} does not apply to CloudFront"
+        for r in contradicting
+    )
+    if not explaining:
+        reason = _s2n_reason(handshake)
+        explaining = (reason,)
+        notes += (
+            f"s2n-tls fails under {policy} ({handshake.error}"
+            f"{', alert ' + str(handshake.alert) if handshake.alert is not None else ''}); "
+            f"the exporter's own analysis finds no cause, read as {reason}",
+        )
+    return _Decision(explaining, (Source.TLS_LIBRARY,) * len(explaining), (), notes)
+
+
+def _failing_stage(handshake: CloudFrontHandshake) -> int:
+    error = handshake.error or ""
+    if error in ("connect_failed", "timeout"):
+        return 0
+    if error.startswith("S2N_ERR_CERT"):
+        return 2
+    return 1
+
+
+def _s2n_usable(
+    observations: Observations,
+    trust: TrustStore,
+    decisive: GenerationOutcome | None,
+    stopped: bool,
+) -> GenerationOutcome | str:
+    """The handshake that decides, or why s2n-tls cannot decide this judgment."""
+    library = observations.tls_library
+    if stopped:
+        return "the probe stopped before CloudFront's handshake could decide"
+    if library is None or library.library == "none":
+        reason = library.reason if library else "not asked"
+        return f"no s2n-tls here ({reason}): the exporter's own analysis decides"
+    if decisive is None:
+        return "no s2n-tls handshake under the origin's current policy: judged until re-probed"
+    if observations.trust_digest != trust.digest:
+        return "the trust store changed since the probe: judged until re-probed"
+    return decisive
+
+
+def _generations(
+    observations: Observations, policy: Policy, own: tuple[FailureReason, ...]
+) -> tuple[GenerationOutcome, ...]:
+    """Each generation's handshake, if it is the one CloudFront makes for `policy`."""
+    outcomes = []
+    for handshake in observations.cloudfront_handshakes:
+        generation = _generation_of(handshake.policy)
+        if generation is None or handshake.policy != _policy_or_none(policy, generation):
+            continue
+        compatible = handshake.completed and FailureReason.WRONG_ORDER not in own
+        outcomes.append(GenerationOutcome(generation, handshake.policy, compatible, handshake))
+    return tuple(outcomes)
+
+
+def _generation_of(policy: str) -> str | None:
+    """`CloudFront-Upstream-TLS-1-2-2025-PQ` -> `CloudFront-Upstream-2025-PQ`, and so on."""
+    if not policy.startswith("CloudFront-Upstream"):
+        return None
+    for suffix in ("-2025-PQ", "-2025"):
+        if policy.endswith(suffix):
+            return f"CloudFront-Upstream{suffix}"
+    return "CloudFront-Upstream"
+
+
+def _policy_or_none(policy: Policy, generation: str) -> str | None:
+    try:
+        return policy_for(policy.protocols, generation)
+    except ValueError:
+        return None
+
+
+def _warnings(
+    catalogue: Catalogue,
+    policy: Policy,
+    protocols: Sequence[ProtocolResult],
+    chain: ChainAnalysis | None,
+    decisive: GenerationOutcome | None,
+    decision: _Decision,
+) -> tuple[tuple[CloudFrontWarning, str], ...]:
+    found: list[tuple[CloudFrontWarning, str]] = []
+    handshake = decisive.handshake if decisive else None
+    certificates = chain.certificates if chain else ()
+    if handshake is not None and handshake.completed:
+        documented = any(s.documented for p in protocols if p.in_policy for s in p.accepted_suites)
+        suite = catalogue.by_name.get(handshake.cipher or "")
+        if not documented and suite is not None and not suite.documented:
+            found.append((W.UNDOCUMENTED_SUITES_ONLY, f"s2n-tls negotiated {handshake.cipher}"))
+        if handshake.protocol is not None and handshake.protocol not in policy.protocols:
+            found.append(
+                (W.NEGOTIATED_OUTSIDE_POLICY, f"{handshake.protocol} under {handshake.policy}")
+            )
+        if handshake.client_certificate_requested and not handshake.client_certificate_sent:
+            found.append((W.CLIENT_CERTIFICATE_REQUESTED, "completed without one"))
+    strict = [r for r in decision.kept_as_warnings if r.category is Category.CHAIN]
+    if strict and chain is not None:
+        found.append((W.STRICT_VALIDATION_FAILS, chain.detail))
+    sha1 = [
+        c for c in certificates if "sha1" in c.signature_algorithm.lower() and not c.self_signed
+    ]
+    if sha1:
+        found.append((W.SHA1_SIGNATURE, ", ".join(f"{c.position} {c.subject}" for c in sha1)))
+    weak = [c for c in certificates if c.key_type == "RSA" and c.key_bits < 2048]
+    if weak:
+        found.append((W.WEAK_RSA_KEY, ", ".join(f"{c.position} RSA {c.key_bits}" for c in weak)))
+    if _legacy_only(protocols):
+        found.append((W.LEGACY_CRYPTO_ONLY, "only SSLv3, RC4 or 3DES connect"))
+    return tuple(found)
 
 
 def internal_error(
@@ -236,6 +439,9 @@ def _spoken(
     first = offers[0].answer if offers else None
     if first is not None and first.alert == AlertDescription.protocol_version:
         return False
+    if first is not None and first.alert == AlertDescription.insufficient_security:
+        # "Your suites are too weak" is said in the protocol: it is spoken.
+        return True
     return outside
 
 

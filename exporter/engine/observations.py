@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from .hello import Refusal, ServerHelloInfo
+from .s2n import CloudFrontHandshake, TlsLibraryInfo
 from .target import ProbeTarget
 
 SCHEMA_VERSION = 1
@@ -120,6 +121,7 @@ class TargetRecord:
     protocols: tuple[str, ...]
     ca_file: str | None
     address: str | None
+    cloudfront_policy: str = "CloudFront-Upstream"
 
     @classmethod
     def of(cls, target: ProbeTarget) -> TargetRecord:
@@ -130,6 +132,7 @@ class TargetRecord:
             protocols=tuple(str(p) for p in target.protocols),
             ca_file=target.ca_file,
             address=target.address,
+            cloudfront_policy=target.cloudfront_policy,
         )
 
 
@@ -144,6 +147,9 @@ class Observations:
     handshakes: tuple[HandshakeRecord, ...] = ()
     certificates: tuple[bytes, ...] = ()  # DER, exactly as sent, leaf first as sent
     certificates_from: str | None = None  # "cloudfront_hello" or "broad_offer"
+    cloudfront_handshakes: tuple[CloudFrontHandshake, ...] = ()  # s2n-tls, one per generation
+    tls_library: TlsLibraryInfo | None = None  # None: not asked (the probe stopped first)
+    trust_digest: str | None = None  # the roots s2n-tls verified against (see `TrustStore`)
     connections: int = 0
     bytes_read: int = 0
     stopped: StopRecord | None = None
@@ -192,6 +198,8 @@ def _decode(kind: Any, data: Any) -> Any:
         return data
     if kind is bytes:
         return base64.b64decode(data)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(data)
     if dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
         names = {f.name for f in dataclasses.fields(kind)}

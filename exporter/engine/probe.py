@@ -29,7 +29,7 @@ from .catalogue import (
 from .chain import TrustStore
 from .confirm import Confirmation, HandshakeConfirmer
 from .enumeration import cloudfront_spec, enumerate_protocol, first_offer
-from .errors import BudgetExceeded, ConnectError, EngineError
+from .errors import BudgetExceeded, ConnectError, EngineError, ProbeTimeout
 from .hello import HelloAnswer, HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
 from .judge import Policy, judge
 from .net import Endpoint, resolve
@@ -43,6 +43,15 @@ from .observations import (
     TargetRecord,
 )
 from .result import Judgment
+from .s2n import (
+    GENERATIONS,
+    CloudFrontHandshake,
+    TlsLibraryInfo,
+    cloudfront_handshake,
+    cloudfront_name_check,
+    policy_for,
+    tls_library,
+)
 from .target import ConfirmMode, ProbeOptions, ProbeTarget
 
 _T = TypeVar("_T")
@@ -102,14 +111,19 @@ class Engine:
         return judge(observations, trust, self.catalogue, Policy.of(target), now)
 
     async def observe(
-        self, target: ProbeTarget, options: ProbeOptions | None = None
+        self,
+        target: ProbeTarget,
+        options: ProbeOptions | None = None,
+        trust: TrustStore | None = None,
     ) -> Observations:
-        """What the origin does; never raises for anything the origin does."""
+        """What the origin does; never raises for anything the origin does. `trust` is what
+        CloudFront's own handshake (s2n-tls) verifies against: the target's by default."""
         options = options or ProbeOptions()
+        trust = trust or self.trust_store(target.ca_file)
         started_at = time.time()
         start = time.monotonic()
         log = _Log(start)
-        run = _Run(self, target, options, log)
+        run = _Run(self, target, options, log, trust)
         stopped: StopRecord | None = None
         try:
             async with asyncio.timeout(options.deadline):
@@ -132,6 +146,7 @@ class _Run:
     target: ProbeTarget
     options: ProbeOptions
     log: _Log
+    trust: TrustStore
     address: str | None = None
     endpoint: Endpoint | None = None
     cloudfront_hello: HelloExchange | None = None
@@ -139,6 +154,8 @@ class _Run:
     handshakes: tuple[HandshakeRecord, ...] = ()
     certificates: tuple[bytes, ...] = ()
     certificates_from: str | None = None
+    cloudfront_handshakes: tuple[CloudFrontHandshake, ...] = ()
+    tls_library: TlsLibraryInfo | None = None
 
     def observations(
         self, started_at: float, duration: float, stopped: StopRecord | None
@@ -154,6 +171,9 @@ class _Run:
             handshakes=self.handshakes,
             certificates=self.certificates,
             certificates_from=self.certificates_from,
+            cloudfront_handshakes=self.cloudfront_handshakes,
+            tls_library=self.tls_library,
+            trust_digest=self.trust.digest if self.cloudfront_handshakes else None,
             connections=self.endpoint.connections_opened if self.endpoint else 0,
             bytes_read=self.endpoint.bytes_read if self.endpoint else 0,
             stopped=stopped,
@@ -162,6 +182,47 @@ class _Run:
 
     async def phases(self) -> None:
         endpoint = await self.resolve()
+        # CloudFront's own handshakes (s2n-tls) run beside everything else, within the
+        # origin's connection limit: they cost connections, not round trips.
+        library = asyncio.ensure_future(self.cloudfront(endpoint))
+        try:
+            await self.tls_phases(endpoint)
+            await library
+        finally:
+            library.cancel()
+            await asyncio.gather(library, return_exceptions=True)
+
+    async def cloudfront(self, endpoint: Endpoint) -> None:
+        """CloudFront's handshake as its TLS library makes it, under each policy generation."""
+        self.tls_library = tls_library()
+        if self.tls_library.library == "none":
+            self.log(f"no s2n-tls: {self.tls_library.reason}")
+            return
+        self.cloudfront_handshakes = tuple(
+            await asyncio.gather(*(self.s2n(endpoint, g) for g in GENERATIONS))
+        )
+        for h in self.cloudfront_handshakes:
+            outcome = (
+                f"completed {h.protocol} {h.cipher} {h.group or ''}".rstrip()
+                if h.completed
+                else f"failed: {h.error}"
+            )
+            self.log(f"s2n-tls {h.policy}: {outcome}")
+
+    async def s2n(self, endpoint: Endpoint, generation: str) -> CloudFrontHandshake:
+        target = self.target
+        policy = policy_for(target.protocols, generation)
+        name_check = cloudfront_name_check(target.checked_name)
+        try:
+            return await cloudfront_handshake(
+                endpoint, policy, target.server_name, self.trust.pem, name_check
+            )
+        except ProbeTimeout as exc:  # one generation's handshake; the probe goes on
+            return CloudFrontHandshake(
+                "s2n-tls", policy, False, error="timeout", error_detail=str(exc)
+            )
+
+    async def tls_phases(self, endpoint: Endpoint) -> None:
         catalogue = self.engine.catalogue
         name = self.target.server_name
         policy = tuple(p for p in catalogue.protocols if p in self.target.protocols)

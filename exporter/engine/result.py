@@ -12,8 +12,9 @@ from .catalogue import Catalogue, CipherSuite, Protocol
 from .chain import ChainAnalysis
 from .names import Identifier, NameMatch
 from .observations import Observations
+from .s2n import CloudFrontHandshake, TlsLibraryInfo
 from .target import ProbeTarget
-from .verdict import FailureReason
+from .verdict import CloudFrontWarning, FailureReason, Source
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,16 @@ class Negotiation:
 
 
 @dataclass(frozen=True)
+class GenerationOutcome:
+    """CloudFront's own handshake (s2n-tls) under one policy generation."""
+
+    generation: str  # CloudFront-Upstream, CloudFront-Upstream-2025, ...-2025-PQ
+    policy: str  # the s2n policy for the origin's lowest protocol in that generation
+    compatible: bool
+    handshake: CloudFrontHandshake
+
+
+@dataclass(frozen=True)
 class Judgment:
     target: ProbeTarget
     observations: Observations
@@ -78,6 +89,14 @@ class Judgment:
     identifiers: tuple[Identifier, ...] = ()  # the leaf's CN and SANs, each marked
     error: str | None = None  # why the probe stopped early, when it did
     log: tuple[str, ...] = ()  # the probe's log, then what the judge concluded
+    sources: tuple[Source, ...] = ()  # who says each of `reasons` fails CloudFront, in order
+    warnings: tuple[tuple[CloudFrontWarning, str], ...] = ()  # (warning, what was seen)
+    disagreements: tuple[str, ...] = ()  # where the exporter's analysis and s2n-tls differ
+    generation: str = "CloudFront-Upstream"  # the origin's configured policy generation
+    cloudfront: GenerationOutcome | None = None  # the decisive handshake (that generation)
+    generations: tuple[GenerationOutcome, ...] = ()  # every generation, for comparison
+    tls_library: TlsLibraryInfo | None = None
+    decided_by: str = "exporter"  # "s2n-tls", or "exporter" when s2n-tls could not decide
 
     @property
     def started_at(self) -> float:

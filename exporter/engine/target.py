@@ -8,6 +8,9 @@ from enum import StrEnum
 from .catalogue import CLOUDFRONT_PROTOCOLS, Protocol
 from .net import MAX_BYTES_PER_PROBE, is_ip_literal
 
+DEFAULT_CLOUDFRONT_POLICY = "CloudFront-Upstream"
+"""The s2n-tls policy generation CloudFront uses today; see `s2n.GENERATIONS`."""
+
 
 class ConfirmMode(StrEnum):
     """Which accepted suites get a complete handshake."""
@@ -26,6 +29,7 @@ class ProbeTarget:
     protocols: tuple[Protocol, ...] = CLOUDFRONT_PROTOCOLS  # the origin's OriginSslProtocols
     ca_file: str | None = None  # trust these roots instead of Mozilla's
     address: str | None = None  # connect here instead of resolving `host` (like curl --resolve)
+    cloudfront_policy: str = DEFAULT_CLOUDFRONT_POLICY  # s2n-tls policy generation
 
     def __post_init__(self) -> None:
         if not self.host:

@@ -16,6 +16,15 @@ class Category(StrEnum):
     NAME = "name"  # the certificate does not cover the name CloudFront sends
     CHAIN = "chain"  # the certificates as sent do not link to a trusted root
     DATES = "dates"  # a certificate outside its validity period
+    HTTP = "http"  # the request CloudFront forwards after its handshake
+
+
+class Source(StrEnum):
+    """Who says a reason makes CloudFront fail: every failure names one."""
+
+    TLS_LIBRARY = "s2n-tls"  # CloudFront's own TLS library failed the handshake
+    AWS_DOCUMENTATION = "aws-documentation"  # s2n alone accepts it, AWS documents it as a 502
+    EXPORTER = "exporter"  # no s2n-tls to ask: the exporter's own analysis decides
 
 
 class FailureReason(StrEnum):
@@ -32,6 +41,9 @@ class FailureReason(StrEnum):
     UNTRUSTED = "untrusted"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
+    CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
+    RESPONSE_TIMEOUT = "response_timeout"
+    HTTP_INVALID_RESPONSE = "http_invalid_response"
 
     @property
     def summary(self) -> str:
@@ -48,7 +60,7 @@ class FailureReason(StrEnum):
     @property
     def http_status(self) -> int:
         """What viewers get from CloudFront: 504 when it gives up waiting, 502 otherwise."""
-        return 504 if self is FailureReason.TIMEOUT else 502
+        return 504 if self in (FailureReason.TIMEOUT, FailureReason.RESPONSE_TIMEOUT) else 502
 
 
 _SUMMARIES = {
@@ -77,6 +89,13 @@ _SUMMARIES = {
     ),
     FailureReason.EXPIRED: "a certificate in the chain has expired",
     FailureReason.NOT_YET_VALID: "a certificate in the chain is not valid yet",
+    FailureReason.CLIENT_CERTIFICATE_REQUIRED: (
+        "the origin aborts the handshake because CloudFront presents no client certificate"
+    ),
+    FailureReason.RESPONSE_TIMEOUT: (
+        "the origin sends no first byte of its response within the origin response timeout"
+    ),
+    FailureReason.HTTP_INVALID_RESPONSE: "the origin's answer to the request is not HTTP/1.x",
 }
 
 _REMEDIES = {
@@ -127,6 +146,17 @@ _REMEDIES = {
     FailureReason.NOT_YET_VALID: (
         "Deploy a certificate that is valid now, or fix the origin's or the CA's clock."
     ),
+    FailureReason.CLIENT_CERTIFICATE_REQUIRED: (
+        "Configure origin mutual TLS on the distribution's origin (OriginMtlsConfig, with the "
+        "client certificate the origin trusts), or stop requiring client certificates on it."
+    ),
+    FailureReason.RESPONSE_TIMEOUT: (
+        "Make the origin answer faster, or raise the origin response timeout "
+        "(OriginReadTimeout, 30 s by default); CloudFront answers 504 meanwhile."
+    ),
+    FailureReason.HTTP_INVALID_RESPONSE: (
+        "Serve HTTP/1.x on the origin's HTTPS port (behind TLS), not another protocol."
+    ),
 }
 
 _CATEGORIES = {
@@ -143,4 +173,52 @@ _CATEGORIES = {
     FailureReason.UNTRUSTED: Category.CHAIN,
     FailureReason.EXPIRED: Category.DATES,
     FailureReason.NOT_YET_VALID: Category.DATES,
+    FailureReason.CLIENT_CERTIFICATE_REQUIRED: Category.PROTOCOL,
+    FailureReason.RESPONSE_TIMEOUT: Category.HTTP,
+    FailureReason.HTTP_INVALID_RESPONSE: Category.HTTP,
+}
+
+
+class CloudFrontWarning(StrEnum):
+    """Findings that do not stop CloudFront today but deserve attention: a fixed vocabulary
+    (label `warning` of `origin_tls_cloudfront_warning`)."""
+
+    UNDOCUMENTED_SUITES_ONLY = "undocumented_suites_only"
+    STRICT_VALIDATION_FAILS = "strict_validation_fails"
+    SHA1_SIGNATURE = "sha1_signature"
+    WEAK_RSA_KEY = "weak_rsa_key"
+    LEGACY_CRYPTO_ONLY = "legacy_crypto_only"
+    NEGOTIATED_OUTSIDE_POLICY = "negotiated_outside_policy"
+    CLOSES_KEEPALIVE_EARLY = "closes_keepalive_early"
+    CLIENT_CERTIFICATE_REQUESTED = "client_certificate_requested"
+
+    @property
+    def summary(self) -> str:
+        return _WARNINGS[self]
+
+
+_WARNINGS = {
+    CloudFrontWarning.UNDOCUMENTED_SUITES_ONLY: (
+        "CloudFront connects only through cipher suites AWS does not document "
+        "(AES128-GCM-SHA256, AES256-GCM-SHA384, AES128-SHA256): add a documented one"
+    ),
+    CloudFrontWarning.STRICT_VALIDATION_FAILS: (
+        "CloudFront accepts the chain, but a strict RFC 5280 / CA/Browser Forum validator "
+        "(browsers, cryptography) would not"
+    ),
+    CloudFrontWarning.SHA1_SIGNATURE: "a certificate sent is signed with SHA-1",
+    CloudFrontWarning.WEAK_RSA_KEY: "an RSA key in the chain has fewer than 2048 bits",
+    CloudFrontWarning.LEGACY_CRYPTO_ONLY: (
+        "CloudFront connects only with SSLv3, RC4 or 3DES: upgrade the origin"
+    ),
+    CloudFrontWarning.NEGOTIATED_OUTSIDE_POLICY: (
+        "CloudFront's TLS library negotiated a protocol the origin protocol policy omits"
+    ),
+    CloudFrontWarning.CLOSES_KEEPALIVE_EARLY: (
+        "the origin closes idle connections before CloudFront's keep-alive timeout, or answers "
+        "Connection: close (intermittent 502s)"
+    ),
+    CloudFrontWarning.CLIENT_CERTIFICATE_REQUESTED: (
+        "the origin asks for a client certificate but completes the handshake without one"
+    ),
 }
