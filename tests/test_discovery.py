@@ -34,6 +34,7 @@ from exporter.config import (
     DEFAULT_REFRESH_INTERVAL,
     DISCOVERY_KEYS,
     MIN_REFRESH_INTERVAL,
+    REFRESH_INTERVAL_RANGE,
     TOP_LEVEL_KEYS,
     CloudFrontDiscoveryConfig,
     ConfigError,
@@ -1141,7 +1142,8 @@ def test_schema_mirrors_the_discovery_section() -> None:
     assert cloudfront["additionalProperties"] is False
     refresh = cloudfront["properties"]["refresh_interval"]
     assert parse_duration(refresh["default"]) == DEFAULT_REFRESH_INTERVAL
-    assert refresh["not"]["exclusiveMaximum"] == MIN_REFRESH_INTERVAL
+    assert (refresh["minimum"], refresh["maximum"]) == REFRESH_INTERVAL_RANGE
+    assert REFRESH_INTERVAL_RANGE[0] == MIN_REFRESH_INTERVAL
 
 
 # --- the real daemon --------------------------------------------------------------------------
