@@ -771,6 +771,34 @@ def parse_config(text: str, source: str, base_dir: Path | None = None) -> Export
     return _Parser(source, base_dir or Path.cwd()).config(document)
 
 
+def parse_settings(
+    raw: Mapping[str, Any], source: str, path: str, base_dir: Path | None = None
+) -> dict[str, Any]:
+    """Shared origin keys from plain data (discovery's CloudFront values) by the file's rules:
+    the parsed value of each key present, or a `ConfigError` naming `source`, `path.key`."""
+    parser = _Parser(source, base_dir or Path.cwd())
+    parser.keys(raw, path, DEFAULTS_KEYS)
+    return parser.settings(raw, path)
+
+
+def parse_origin(
+    raw: Mapping[str, Any],
+    source: str,
+    *,
+    defaults: OriginSettings = OriginSettings(),
+    address: Any = None,
+    dns: Any = None,
+    base_dir: Path | None = None,
+) -> OriginConfig:
+    """One origin from plain data (what `check` builds from its options) by the configuration
+    file's rules, so the two cannot drift. Key paths: `origin.KEY`, `resolve`, `dns.servers[I]`.
+    The origin is checked first, so a bad host is not reported as a bad address."""
+    parser = _Parser(source, base_dir or Path.cwd())
+    origin = parser.origin(dict(raw), "origin", defaults, {})
+    found = None if address is None else parser.ip_address(address, "resolve")
+    return replace(origin, address=found, dns=parser.dns(dns))
+
+
 _DURATION = re.compile(
     r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?"
     r"(?:([0-9]+)ms)?"
