@@ -44,6 +44,7 @@ from .engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol
 from .engine.target import (
     DEFAULT_CONNECTION_ATTEMPTS,
     DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_DNS_PORT,
     DEFAULT_DNS_TIMEOUT,
     DEFAULT_MAX_ADDRESSES,
     DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT,
@@ -1296,16 +1297,16 @@ class _Parser:
     def dns_server(self, value: Any, path: str) -> DnsServer:
         """`IP`, `IPv4:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 53 by default."""
         text = self.string(value, path).strip()
-        if _is_ip(text.strip("[]")) and (
-            ":" not in text or not text.startswith("[") or text.endswith("]")
-        ):
-            return DnsServer(address=text.strip("[]"))
-        host, sep, port = text.rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        elif ":" in host:
-            host = ""  # an IPv6 address with a port needs brackets
-        if not sep or not _is_ip(host):
+        if _is_ip(text):
+            return DnsServer(address=text)  # IPv4, or a bare IPv6 address
+        host, port = text, str(DEFAULT_DNS_PORT)
+        if text.startswith("[") and "]" in text:
+            host, _, rest = text[1:].partition("]")
+            if rest:
+                port = rest[1:] if rest.startswith(":") else ""
+        elif text.count(":") == 1:
+            host, port = text.split(":")
+        if not _is_ip(host) or (text.startswith("[") and ":" not in host):
             self.fail(path, f"must be IP or IP:PORT (IPv6 as [ADDRESS]:PORT), got {text!r}")
         if not port.isdigit() or not 0 < int(port) < 65536:
             self.fail(path, f"port must be from 1 to 65535, got {port!r}")
