@@ -3,9 +3,11 @@
 Every problem is a `ConfigError` naming the file, the key path (`origins[2].port`,
 `resolve["origin.example.com"]`) and what is wrong, so `validate` and a failed reload tell the
 operator exactly what to fix. Validation stops at the first problem, looking at the top-level
-keys, then defaults, resolve, probe_allow, scheduler, metrics, origins and discovery, in that
-order.
-`config/schema.json` mirrors the structure checked here; `config/example.yml` documents every
+keys, then defaults, resolve, dns, probe_allow, scheduler, metrics, origins and discovery, in
+that order.
+Every per-origin key is a field of `OriginSettings` or `_OriginIdentity` whose `Setting`
+metadata drives its parsing, defaults, merging, `/config` and its part of `config/schema.json`
+(see "origin settings" below); `config/example.yml` and docs/configuration.md document every
 key.
 
 Timeouts follow Prometheus' convention for `scrape_timeout`: a timeout set explicitly must not
