@@ -5,41 +5,55 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import ipaddress
 import json
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .address import DEFAULT_LISTEN_ADDRESS, DEFAULT_PORT, parse_listen_address
-from .engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol, parse_policy
+from .config import MAX_INTERVAL, ConfigError, OriginConfig, OriginSettings, parse_origin
+from .engine.catalogue import CLOUDFRONT_PROTOCOLS
 from .engine.probe import Engine
-from .engine.target import ConfirmMode, ProbeOptions, ProbeTarget
-from .engine.verdict import FailureReason
+from .engine.target import CloudFrontPolicy, ConfirmMode, IpAddressType, ProbeTarget
 from .report import render_text, result_dict
 
 EXIT_COMPATIBLE = 0
-EXIT_INCOMPATIBLE = 1
+EXIT_INCOMPATIBLE = 1  # an unreachable origin too: CloudFront answers 502 or 504 then
 EXIT_USAGE = 2
 
-_UNREACHABLE = {FailureReason.DNS_FAILED, FailureReason.CONNECT_FAILED, FailureReason.TIMEOUT}
+CHECK_DEFAULTS = OriginSettings(protocols=CLOUDFRONT_PROTOCOLS, interval=MAX_INTERVAL)
+"""`check` offers every protocol unless told, and has no interval: the largest one lets any
+timeout within the configuration's bounds through."""
 
-
-def parse_protocols(text: str) -> tuple[Protocol, ...]:
-    try:
-        return parse_policy(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+#: configuration key path (prefix) -> the `check` option that sets it, longest first
+CHECK_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("origin.client_certificate.cert_file", "--client-cert"),
+    ("origin.client_certificate.key_file", "--client-key"),
+    ("origin.client_certificate", "--client-cert"),
+    ("origin.request.path", "--path"),
+    ("origin.cloudfront_policy", "--cloudfront-policy"),
+    ("origin.origin_read_timeout", "--origin-read-timeout"),
+    ("origin.connection_attempts", "--connection-attempts"),
+    ("origin.connection_timeout", "--connection-timeout"),
+    ("origin.ip_address_type", "--ip-address-type"),
+    ("origin.max_addresses", "--max-addresses"),
+    ("origin.protocols", "--protocols"),
+    ("origin.ca_file", "--ca-file"),
+    ("origin.timeout", "--timeout"),
+    ("origin.confirm", "--confirm"),
+    ("origin.host", "HOST"),
+    ("origin.sni", "--sni"),
+    ("resolve", "--resolve"),
+    ("dns.servers", "--dns-server"),
+)
+_INTEGER = re.compile(r"[-+]?[0-9]+\Z")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,42 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = commands.add_parser(
-        "check",
-        help="probe one origin as CloudFront would and explain the verdict",
-        description=(
-            "Probe one origin as CloudFront would. Exit 0: CloudFront can connect; 1: it cannot; "
-            "2: usage error or the origin could not be reached (DNS, TCP, timeout)."
-        ),
-    )
-    check.add_argument("target", metavar="HOST[:PORT]", help="origin domain name (port 443)")
-    check.add_argument(
-        "--sni", metavar="NAME", help="forwarded Host header / alias CloudFront sends as SNI"
-    )
-    check.add_argument(
-        "--protocols",
-        type=parse_protocols,
-        default=CLOUDFRONT_PROTOCOLS,
-        metavar="LIST",
-        help="origin protocol policy, e.g. TLSv1.1,TLSv1.2 (default: SSLv3,TLSv1,TLSv1.1,TLSv1.2)",
-    )
-    check.add_argument(
-        "--ca-file", metavar="FILE", help="trust these PEM roots instead of Mozilla's"
-    )
-    check.add_argument(
-        "--timeout", type=_positive, default=10.0, metavar="S", help="per connection (10)"
-    )
-    check.add_argument(
-        "--resolve", metavar="ADDRESS", help="connect to this address instead of resolving HOST"
-    )
-    check.add_argument(
-        "--confirm",
-        choices=[m.value for m in ConfirmMode],
-        default=ConfirmMode.ALL.value,
-        help="complete a handshake for every picked suite (all) or only CloudFront's (negotiated)",
-    )
-    check.add_argument("--output", choices=["text", "json"], default="text")
-    check.set_defaults(handler=_check)
+    _check_parser(commands)
 
     serve = commands.add_parser(
         "serve",
@@ -128,32 +107,120 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_parser(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="probe one origin as CloudFront would and explain the verdict",
+        description=(
+            "Probe one origin as CloudFront would. Every option is checked by the configuration "
+            "file's rules. Exit 0: CloudFront can connect; 1: it cannot (an unreachable origin "
+            "too: CloudFront answers 502 or 504); 2: usage error."
+        ),
+    )
+    check.add_argument("target", metavar="HOST[:PORT]", help="origin domain name (port 443)")
+    option = check.add_argument
+    option("--sni", metavar="NAME", help="forwarded Host header / alias CloudFront sends as SNI")
+    option(
+        "--protocols",
+        metavar="LIST",
+        help="origin protocol policy, e.g. TLSv1.1,TLSv1.2 (default: SSLv3,TLSv1,TLSv1.1,TLSv1.2)",
+    )
+    option("--ca-file", metavar="FILE", help="trust these PEM roots instead of Mozilla's")
+    option("--timeout", metavar="DURATION", help="per connection, 100ms..10m (10s)")
+    option("--resolve", metavar="ADDRESS", help="connect to this IP address instead of resolving")
+    option(
+        "--dns-server",
+        action="append",
+        metavar="IP[:PORT]",
+        help="resolve HOST with this server (repeatable; IPv6 as [ADDRESS]:PORT)",
+    )
+    option(
+        "--confirm",
+        choices=[m.value for m in ConfirmMode],
+        help="complete a handshake for every picked suite (all) or only CloudFront's (negotiated)",
+    )
+    option("--cloudfront-policy", metavar="POLICY", help=_choices(CloudFrontPolicy))
+    option("--client-cert", metavar="FILE", help="PEM certificate to present (origin mTLS)")
+    option("--client-key", metavar="FILE", help="its PEM private key")
+    option("--path", metavar="PATH", help="the HTTP request's path after the handshake (/)")
+    option("--origin-read-timeout", metavar="DURATION", help="OriginReadTimeout, 1s..120s (30s)")
+    option("--connection-attempts", metavar="N", help="ConnectionAttempts, 1..3 (3)")
+    option("--connection-timeout", metavar="DURATION", help="ConnectionTimeout, 1s..10s (10s)")
+    option("--ip-address-type", metavar="TYPE", help=_choices(IpAddressType))
+    option("--max-addresses", metavar="N", help="addresses of HOST probed, 1..64 (8)")
+    option("--output", choices=["text", "json"], default="text")
+    check.set_defaults(handler=_check)
+
+
+def _choices(kind: Any) -> str:
+    return "one of " + ", ".join(member.value for member in kind) + f" ({next(iter(kind)).value})"
+
+
+def check_origin(args: argparse.Namespace) -> OriginConfig:
+    """The origin `check` probes, built by the configuration's rules (see `parse_origin`).
+
+    Raises ValueError naming the option (`--timeout: must be at most 10m, got 1h`).
+    """
+    target = ProbeTarget.parse(args.target)
+    raw: dict[str, Any] = {"host": target.host, "port": target.port}
+    simple = {
+        "sni": args.sni,
+        "ca_file": args.ca_file,
+        "timeout": args.timeout,
+        "confirm": args.confirm,
+        "cloudfront_policy": args.cloudfront_policy,
+        "origin_read_timeout": args.origin_read_timeout,
+        "connection_attempts": _number(args.connection_attempts),
+        "connection_timeout": args.connection_timeout,
+        "ip_address_type": args.ip_address_type,
+        "max_addresses": _number(args.max_addresses),
+    }
+    raw.update({key: value for key, value in simple.items() if value is not None})
+    if args.protocols is not None:
+        raw["protocols"] = [item.strip() for item in args.protocols.split(",")]
+    if args.path is not None:
+        raw["request"] = {"path": args.path}
+    if (args.client_cert is None) != (args.client_key is None):
+        given, other = ("--client-cert", "--client-key")[:: 1 if args.client_cert else -1]
+        raise ValueError(f"{other}: required with {given} (the certificate and its key)")
+    if args.client_cert is not None:
+        raw["client_certificate"] = {"cert_file": args.client_cert, "key_file": args.client_key}
+    dns = {"servers": args.dns_server} if args.dns_server else None
+    try:
+        return parse_origin(raw, "check", defaults=CHECK_DEFAULTS, address=args.resolve, dns=dns)
+    except ConfigError as exc:
+        raise ValueError(f"{_option(exc.key_path)}: {exc.problem}") from None
+
+
+def _number(text: str | None) -> int | str | None:
+    """An integer option as the configuration's integer rule wants it (text if not one)."""
+    return int(text) if text is not None and _INTEGER.match(text) else text
+
+
+def _option(key_path: str) -> str:
+    for prefix, option in CHECK_OPTIONS:
+        if key_path == prefix or key_path.startswith((prefix + ".", prefix + "[")):
+            return option
+    return key_path
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
-        target = ProbeTarget.parse(
-            args.target,
-            sni=args.sni,
-            protocols=args.protocols,
-            ca_file=args.ca_file,
-            address=args.resolve,
-        )
+        origin = check_origin(args)
     except ValueError as exc:
         print(f"origin-tls-exporter check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = ProbeOptions(timeout=args.timeout, deadline=None, confirm=ConfirmMode(args.confirm))
-    engine = Engine()
+    options = replace(origin.options(), deadline=None)  # a person waits; no overall bound
     try:
-        result = asyncio.run(engine.probe(target, options))
-    except ValueError as exc:  # a bad ca_file
-        print(f"origin-tls-exporter check: {exc}", file=sys.stderr)
+        result = asyncio.run(Engine().probe(origin.target(), options))
+    except ValueError as exc:  # a ca_file that holds no certificates
+        print(f"origin-tls-exporter check: --ca-file: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.output == "json":
         json.dump(result_dict(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(result, dt.datetime.now(dt.UTC)))
-    if _UNREACHABLE.intersection(result.reasons):
-        return EXIT_USAGE
     return EXIT_COMPATIBLE if result.compatible else EXIT_INCOMPATIBLE
 
 
@@ -193,11 +260,43 @@ def _daemon_flags(parser: argparse.ArgumentParser, listen: str) -> None:
 
 
 def _validate_listen_address(text: str) -> str | None:
+    """What is wrong with `--web.listen-address`, precisely, or None."""
+    host, sep, port = text.rpartition(":")
+    shown = f"listen address {text!r}"
+    if not sep:
+        return f"{shown}: expected HOST:PORT or :PORT (no ':PORT')"
+    if not port.isdigit():
+        return f"{shown}: port {port!r} is not a number"
+    if not 0 <= int(port) <= 65535:
+        return f"{shown}: port {int(port)} is out of range 0-65535"
+    problem = _listen_host_problem(host)
+    if problem:
+        return f"{shown}: {problem}"
     try:
         parse_listen_address(text)
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def _listen_host_problem(host: str) -> str | None:
+    if not host:
+        return None  # every interface
+    if host.startswith("[") and host.endswith("]"):
+        return None if _is_ip(host[1:-1]) else f"{host!r} is not an IPv6 address"
+    if ":" in host:
+        return f"host {host!r}: put an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}"
+    if _is_ip(host) or _HOST_NAME.fullmatch(host):
+        return None
+    return f"host {host!r} is neither an IP address nor a host name"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@
 Every problem is a `ConfigError` naming the file, the key path (`origins[2].port`,
 `resolve["origin.example.com"]`) and what is wrong, so `validate` and a failed reload tell the
 operator exactly what to fix. Validation stops at the first problem, looking at the top-level
-keys, then defaults, resolve, probe_allow, scheduler, metrics, origins and discovery, in that
-order.
-`config/schema.json` mirrors the structure checked here; `config/example.yml` documents every
+keys, then defaults, resolve, dns, probe_allow, scheduler, metrics, origins and discovery, in
+that order.
+Every per-origin key is a field of `OriginSettings` or `_OriginIdentity` whose `Setting`
+metadata drives its parsing, defaults, merging, `/config` and its part of `config/schema.json`
+(see "origin settings" below); `config/example.yml` and docs/configuration.md document every
 key.
 
 Timeouts follow Prometheus' convention for `scrape_timeout`: a timeout set explicitly must not
@@ -16,22 +18,48 @@ the origin's interval.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import ipaddress
 import json
 import math
 import os
 import re
-from collections.abc import Collection, Hashable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from types import MappingProxyType
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from .engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol
-from .engine.target import ConfirmMode, ProbeOptions, ProbeTarget
+from .engine.target import (
+    DEFAULT_CONNECTION_ATTEMPTS,
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_DNS_PORT,
+    DEFAULT_DNS_TIMEOUT,
+    DEFAULT_MAX_ADDRESSES,
+    DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT,
+    DEFAULT_ORIGIN_READ_TIMEOUT,
+    ClientCertificate,
+    CloudFrontPolicy,
+    ConfirmMode,
+    DnsServer,
+    IpAddressType,
+    OriginRequest,
+    ProbeOptions,
+    ProbeTarget,
+)
 
 DEFAULT_SOURCE = "<default>"
 DEFAULT_PORT = 443
@@ -42,6 +70,19 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_MAX_CONCURRENT_PROBES = 32
 MIN_INTERVAL = 1.0
+MAX_INTERVAL = 86_400.0
+INTERVAL_RANGE = (MIN_INTERVAL, MAX_INTERVAL)
+"""At least 1s (a probe is dozens of handshakes), at most a day (certificate expiry and chain
+problems must show up before CloudFront's users see them)."""
+TIMEOUT_RANGE = (0.1, 600.0)
+"""Per connection: below 100ms even a loopback handshake of a busy origin times out; above 10m
+a probe of one hung origin would hold its slot for hours."""
+ORIGIN_READ_TIMEOUT_RANGE = (1.0, 120.0)  # CloudFront's OriginReadTimeout
+CONNECTION_TIMEOUT_RANGE = (1.0, 10.0)  # CloudFront's ConnectionTimeout
+ORIGIN_KEEPALIVE_TIMEOUT_RANGE = (1.0, 120.0)  # CloudFront's OriginKeepaliveTimeout
+CONNECTION_ATTEMPTS_RANGE = (1, 3)  # CloudFront's ConnectionAttempts
+MAX_ADDRESSES_RANGE = (1, 64)
+DNS_TIMEOUT_RANGE = (0.1, 30.0)
 MIN_DEADLINE = 30.0
 DEADLINE_TIMEOUTS = 6
 PORT_RANGE = (1, 65535)
@@ -67,27 +108,16 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 TOP_LEVEL_KEYS = (
     "defaults",
     "resolve",
+    "dns",
     "probe_allow",
     "scheduler",
     "metrics",
     "origins",
     "discovery",
 )
-ORIGIN_KEYS = (
-    "name",
-    "host",
-    "port",
-    "sni",
-    "protocols",
-    "interval",
-    "timeout",
-    "ca_file",
-    "labels",
-    "confirm",
-    "max_connections",
-)
-PER_ORIGIN_ONLY_KEYS = ("name", "host", "sni")
-DEFAULTS_KEYS = tuple(k for k in ORIGIN_KEYS if k not in PER_ORIGIN_ONLY_KEYS)
+DNS_KEYS = ("servers", "timeout")
+REQUEST_KEYS = ("method", "path", "headers")
+CERTIFICATE_KEYS = ("cert_file", "key_file")
 SCHEDULER_KEYS = ("max_concurrent_probes",)
 METRICS_KEYS = ("cipher_series",)
 DISCOVERY_KEYS = ("cloudfront",)
@@ -97,13 +127,43 @@ CLOUDFRONT_DISCOVERY_KEYS = (
     "region",
     "distribution_ids",
     "tags",
+    "client_certificates",
 )
 DEFAULT_REFRESH_INTERVAL = 300.0
 MIN_REFRESH_INTERVAL = 10.0
+REFRESH_INTERVAL_RANGE = (MIN_REFRESH_INTERVAL, 86_400.0)
 """A refresh reads every distribution (and, with `tags`, makes one ListTagsForResource call per
 distribution): refreshing more often than every 10s would only burn CloudFront API quota."""
 _DISTRIBUTION_ID = re.compile(r"[A-Z0-9]+\Z")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+\Z")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+"""An HTTP token (RFC 9110 section 5.6.2): methods and header field names."""
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
+"""One label of a host name: letters, digits, hyphens (not first or last) and, as in real
+origin names, underscores."""
+UNSETTABLE_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers CloudFront sets itself on the request to the origin."""
+MAX_PEM_BYTES = 1 << 20
+
+PROTOCOLS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "string",
+        "anyOf": [
+            {"enum": [p.value for p in CLOUDFRONT_PROTOCOLS]},
+            {"pattern": "^\\s*([Ss][Ss][Ll][Vv]3|[Tt][Ll][Ss][Vv]1(\\.[012])?)\\s*$"},
+        ],
+    },
+}
+LABELS_SCHEMA = {
+    "type": ["object", "null"],
+    "propertyNames": {
+        "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$",
+        "not": {"anyOf": [{"pattern": "^__"}, {"enum": sorted(RESERVED_LABELS)}]},
+    },
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+}
 
 
 class ConfigError(ValueError):
@@ -132,57 +192,360 @@ def probe_deadline(interval: float, timeout: float) -> float:
     return min(interval, max(timeout * DEADLINE_TIMEOUTS, MIN_DEADLINE))
 
 
-@dataclass(frozen=True)
-class OriginDefaults:
-    """The resolved `defaults` section: what an origin gets for every key it does not set.
+# --- origin settings: one field per key -------------------------------------------------------
+#
+# Every key an origin may set is a field of `OriginSettings` (shared with `defaults`) or of
+# `_OriginIdentity` (per origin only), and its `Setting` metadata says how the key is parsed,
+# shown in `/config`, described in config/schema.json and merged. ORIGIN_KEYS, DEFAULTS_KEYS, the
+# parser, `config_dict`, the schema test, `check` and discovery all read these fields, so a key
+# is added in one place and cannot drift between them.
 
-    `/probe` uses these for ad-hoc targets allowed by `probe_allow`.
+SETTING = "setting"
+"""The `dataclasses.field` metadata key holding a key's `Setting`."""
+
+Parse = Callable[["_Parser", Any, str], Any]
+"""(parser, raw YAML value, key path) -> the field's value; fails through `parser.fail`."""
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _show_duration(value: float) -> str:
+    return format_duration(value)
+
+
+def _show_enum(value: StrEnum) -> str:
+    return str(value)
+
+
+def _show_protocols(value: tuple[Protocol, ...]) -> list[str]:
+    return [str(p) for p in value]
+
+
+def _show_pairs(value: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(value)
+
+
+def _show_request(value: OriginRequest | None) -> Any:
+    if value is None:
+        return False
+    return {"method": value.method, "path": value.path, "headers": dict(value.headers)}
+
+
+def _show_certificate(value: ClientCertificate | None) -> Any:
+    if value is None:
+        return None
+    return {"cert_file": value.cert_file, "key_file": value.key_file}
+
+
+def _merge_pairs(
+    inherited: tuple[tuple[str, str], ...], own: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """Labels: the inherited ones merged under the origin's own, sorted."""
+    return tuple(sorted({**dict(inherited), **dict(own)}.items()))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one configuration key is read, shown and described; see the section comment."""
+
+    parse: Parse
+    schema: Mapping[str, Any]  # the value's JSON Schema, without description and default
+    doc: str  # the schema's description
+    show: Callable[[Any], Any] = _same  # the value as `/config` and the schema default show it
+    per_origin_only: bool = False  # not allowed under `defaults`
+    merge: Callable[[Any, Any], Any] | None = None  # (inherited, own) -> value; None: own wins
+
+
+def setting(**spec: Any) -> dict[str, Setting]:
+    """The `field(metadata=...)` of a configuration key (the field's name is the key)."""
+    return {SETTING: Setting(**spec)}
+
+
+def _duration_schema(bounds: tuple[float, float], whole: bool = False) -> dict[str, Any]:
+    """Numbers are range-checked by the schema too; duration strings only by the exporter."""
+    schema: dict[str, Any] = {"$ref": "#/$defs/duration", "minimum": bounds[0]}
+    schema["maximum"] = bounds[1]
+    if whole:
+        schema["multipleOf"] = 1
+    return schema
+
+
+def _integer_schema(bounds: tuple[int, int]) -> dict[str, Any]:
+    return {"type": "integer", "minimum": bounds[0], "maximum": bounds[1]}
+
+
+def _enum_schema(kind: type[StrEnum]) -> dict[str, Any]:
+    return {"enum": [member.value for member in kind]}
+
+
+_NULLABLE_FILE = {"anyOf": [{"type": "string", "pattern": "\\S"}, {"type": "null"}]}
+_REQUEST_SCHEMA = {
+    "anyOf": [
+        {"type": "boolean"},
+        {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "method": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                "path": {"type": "string", "pattern": "^/[^\\s]*$"},
+                "headers": {
+                    "type": ["object", "null"],
+                    "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                    "additionalProperties": {
+                        "type": ["string", "number"],
+                        "pattern": "^[^\\r\\n\\u0000]*$",
+                    },
+                },
+            },
+        },
+    ]
+}
+
+
+@dataclass(frozen=True)
+class OriginSettings:
+    """Every key an origin shares with `defaults`, with its built-in default (the only one).
+
+    As `OriginDefaults` this is the resolved `defaults` section: what an origin gets for every
+    key it does not set; `/probe` uses it for ad-hoc targets allowed by `probe_allow`.
     """
 
-    port: int = DEFAULT_PORT
-    protocols: tuple[Protocol, ...] = DEFAULT_PROTOCOLS
-    interval: float = DEFAULT_INTERVAL
-    timeout: float = DEFAULT_TIMEOUT
-    ca_file: str | None = None
-    confirm: ConfirmMode = ConfirmMode.ALL
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    labels: tuple[tuple[str, str], ...] = ()  # merged under each origin's own, sorted
-
-    @property
-    def deadline(self) -> float:
-        """See `probe_deadline`."""
-        return probe_deadline(self.interval, self.timeout)
-
-    def options(self) -> ProbeOptions:
-        return ProbeOptions(
-            timeout=self.timeout,
-            deadline=self.deadline,
-            max_connections=self.max_connections,
-            confirm=self.confirm,
-        )
-
-
-@dataclass(frozen=True)
-class OriginConfig:
-    """One configured origin with every default applied."""
-
-    name: str  # the `origin` label value; default `host:port` (`[v6]:port`)
-    host: str  # IPv6 literals without brackets
-    port: int = DEFAULT_PORT
-    sni: str | None = None
-    protocols: tuple[Protocol, ...] = DEFAULT_PROTOCOLS  # oldest first, no duplicates
-    interval: float = DEFAULT_INTERVAL
-    timeout: float = DEFAULT_TIMEOUT
-    ca_file: str | None = None  # absolute path
-    confirm: ConfirmMode = ConfirmMode.ALL
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    address: str | None = None  # from `resolve` for this host, if any
-    labels: tuple[tuple[str, str], ...] = ()  # defaults' merged under the origin's own, sorted
+    port: int = field(
+        default=DEFAULT_PORT,
+        metadata=setting(
+            parse=lambda p, v, k: p.integer(v, k, PORT_RANGE),
+            schema=_integer_schema(PORT_RANGE),
+            doc="TCP port of the origin (CloudFront: HTTPSPort).",
+        ),
+    )
+    protocols: tuple[Protocol, ...] = field(
+        default=DEFAULT_PROTOCOLS,
+        metadata=setting(
+            parse=lambda p, v, k: p.protocols(v, k),
+            schema=PROTOCOLS_SCHEMA,
+            show=_show_protocols,
+            doc="CloudFront OriginSslProtocols, any case (TLSv1.0 = TLSv1); duplicates removed. "
+            "CloudFront never uses TLSv1.3 towards origins.",
+        ),
+    )  # oldest first, no duplicates
+    interval: float = field(
+        default=DEFAULT_INTERVAL,
+        metadata=setting(
+            parse=lambda p, v, k: p.duration(v, k, INTERVAL_RANGE),
+            schema=_duration_schema(INTERVAL_RANGE),
+            show=_show_duration,
+            doc="How often the origin is probed; 1s to 1d.",
+        ),
+    )
+    timeout: float = field(
+        default=DEFAULT_TIMEOUT,
+        metadata=setting(
+            parse=lambda p, v, k: p.duration(v, k, TIMEOUT_RANGE),
+            schema=_duration_schema(TIMEOUT_RANGE),
+            show=_show_duration,
+            doc="Per connection (connect plus the awaited answer); 100ms to 10m and at most the "
+            "interval. When not set, the inherited timeout is capped at the interval. A whole "
+            "probe is bounded by min(interval, max(6 * timeout, 30s)).",
+        ),
+    )
+    ca_file: str | None = field(
+        default=None,
+        metadata=setting(
+            parse=lambda p, v, k: p.ca_file(v, k),
+            schema=_NULLABLE_FILE,
+            doc="PEM roots to trust instead of Mozilla's; relative to the config file's directory; "
+            "must be readable at load. null: Mozilla's roots (overrides defaults.ca_file).",
+        ),
+    )  # absolute path
+    labels: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata=setting(
+            parse=lambda p, v, k: p.labels(v, k),
+            schema=LABELS_SCHEMA,
+            show=_show_pairs,
+            merge=_merge_pairs,
+            doc="Extra labels, exposed only on origin_tls_origin_info. Values: strings (numbers "
+            "and booleans are converted).",
+        ),
+    )  # defaults' merged under the origin's own, sorted
+    confirm: ConfirmMode = field(
+        default=ConfirmMode.ALL,
+        metadata=setting(
+            parse=lambda p, v, k: p.choice(v, k, ConfirmMode),
+            schema=_enum_schema(ConfirmMode),
+            show=_show_enum,
+            doc="all: a complete handshake for every suite the server accepts (exact matrix); "
+            "negotiated: only for the suite CloudFront would negotiate (large fleets).",
+        ),
+    )
+    max_connections: int = field(
+        default=DEFAULT_MAX_CONNECTIONS,
+        metadata=setting(
+            parse=lambda p, v, k: p.integer(v, k, MAX_CONNECTIONS_RANGE),
+            schema=_integer_schema(MAX_CONNECTIONS_RANGE),
+            doc="Connections open at once to this origin.",
+        ),
+    )
+    cloudfront_policy: CloudFrontPolicy = field(
+        default=CloudFrontPolicy.UPSTREAM,
+        metadata=setting(
+            parse=lambda p, v, k: p.choice(v, k, CloudFrontPolicy),
+            schema=_enum_schema(CloudFrontPolicy),
+            show=_show_enum,
+            doc="The s2n-tls policy generation CloudFront uses towards the origin.",
+        ),
+    )
+    ip_address_type: IpAddressType = field(
+        default=IpAddressType.IPV4,
+        metadata=setting(
+            parse=lambda p, v, k: p.choice(v, k, IpAddressType),
+            schema=_enum_schema(IpAddressType),
+            show=_show_enum,
+            doc="CloudFront's IpAddressType: which of the name's addresses it connects to.",
+        ),
+    )
+    max_addresses: int = field(
+        default=DEFAULT_MAX_ADDRESSES,
+        metadata=setting(
+            parse=lambda p, v, k: p.integer(v, k, MAX_ADDRESSES_RANGE),
+            schema=_integer_schema(MAX_ADDRESSES_RANGE),
+            doc="How many of the name's addresses are probed.",
+        ),
+    )
+    request: OriginRequest | None = field(
+        default=OriginRequest(),
+        metadata=setting(
+            parse=lambda p, v, k: p.request(v, k),
+            schema=_REQUEST_SCHEMA,
+            show=_show_request,
+            doc="The HTTP request sent after the handshake ({method, path, headers}; GET / by "
+            "default); false: none. Method and header names are HTTP tokens, the path starts with "
+            "/, no CR or LF anywhere.",
+        ),
+    )
+    origin_read_timeout: float = field(
+        default=DEFAULT_ORIGIN_READ_TIMEOUT,
+        metadata=setting(
+            parse=lambda p, v, k: p.cloudfront_seconds(v, k, ORIGIN_READ_TIMEOUT_RANGE),
+            schema=_duration_schema(ORIGIN_READ_TIMEOUT_RANGE, whole=True),
+            show=_show_duration,
+            doc="CloudFront's OriginReadTimeout: how long it waits for the answer; 1s to 120s, "
+            "whole seconds.",
+        ),
+    )
+    connection_attempts: int = field(
+        default=DEFAULT_CONNECTION_ATTEMPTS,
+        metadata=setting(
+            parse=lambda p, v, k: p.integer(v, k, CONNECTION_ATTEMPTS_RANGE),
+            schema=_integer_schema(CONNECTION_ATTEMPTS_RANGE),
+            doc="CloudFront's ConnectionAttempts: how often it tries to connect.",
+        ),
+    )
+    connection_timeout: float = field(
+        default=DEFAULT_CONNECTION_TIMEOUT,
+        metadata=setting(
+            parse=lambda p, v, k: p.cloudfront_seconds(v, k, CONNECTION_TIMEOUT_RANGE),
+            schema=_duration_schema(CONNECTION_TIMEOUT_RANGE, whole=True),
+            show=_show_duration,
+            doc="CloudFront's ConnectionTimeout: the TCP connect; 1s to 10s, whole seconds.",
+        ),
+    )
+    origin_keepalive_timeout: float = field(
+        default=DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT,
+        metadata=setting(
+            parse=lambda p, v, k: p.cloudfront_seconds(v, k, ORIGIN_KEEPALIVE_TIMEOUT_RANGE),
+            schema=_duration_schema(ORIGIN_KEEPALIVE_TIMEOUT_RANGE, whole=True),
+            show=_show_duration,
+            doc="CloudFront's OriginKeepaliveTimeout: how long it keeps an idle connection; 1s to "
+            "120s, whole seconds.",
+        ),
+    )
+    client_certificate: ClientCertificate | None = field(
+        default=None,
+        metadata=setting(
+            parse=lambda p, v, k: p.client_certificate(v, k),
+            schema={"anyOf": [{"$ref": "#/$defs/certificate_files"}, {"type": "null"}]},
+            show=_show_certificate,
+            doc="The certificate CloudFront presents when the origin asks for one (origin mTLS): "
+            "{cert_file, key_file}, both PEM, relative to the config file's directory, readable at "
+            "load. null: none (overrides defaults.client_certificate).",
+        ),
+    )
 
     @property
     def deadline(self) -> float:
         """`min(interval, max(timeout * 6, 30s))`: see `probe_deadline`."""
         return probe_deadline(self.interval, self.timeout)
+
+    def options(self) -> ProbeOptions:
+        """Per-connection `timeout`; the whole probe bounded by `deadline` (see above)."""
+        return ProbeOptions(
+            timeout=self.timeout,
+            deadline=self.deadline,
+            max_connections=self.max_connections,
+            confirm=self.confirm,
+            connection_attempts=self.connection_attempts,
+            connection_timeout=self.connection_timeout,
+            origin_read_timeout=self.origin_read_timeout,
+            origin_keepalive_timeout=self.origin_keepalive_timeout,
+            ip_address_type=self.ip_address_type,
+            max_addresses=self.max_addresses,
+        )
+
+
+OriginDefaults = OriginSettings
+"""The resolved `defaults` section (the name callers know)."""
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """The top-level `dns` section: which resolvers probes ask; none means the system's."""
+
+    servers: tuple[DnsServer, ...] = ()
+    timeout: float = DEFAULT_DNS_TIMEOUT
+
+
+@dataclass(frozen=True)
+class _OriginIdentity:
+    """The per-origin-only keys, first so `OriginConfig(name, host)` keeps working."""
+
+    name: str = field(
+        metadata=setting(
+            parse=lambda p, v, k: p.string(v, k),
+            schema={"type": "string", "pattern": "\\S"},
+            per_origin_only=True,
+            doc="The `origin` label value; unique. Default: HOST:PORT ([ADDRESS]:PORT for IPv6).",
+        ),
+    )  # the `origin` label value; default `host:port` (`[v6]:port`)
+    host: str = field(
+        metadata=setting(
+            parse=lambda p, v, k: p.host(v, k),
+            schema={"$ref": "#/$defs/host"},
+            per_origin_only=True,
+            doc="The origin domain name or IP address CloudFront connects to.",
+        ),
+    )  # IPv6 literals without brackets
+    sni: str | None = field(
+        default=None,
+        metadata=setting(
+            parse=lambda p, v, k: None if v is None else p.host(v, k, "a host name"),
+            schema={"anyOf": [{"$ref": "#/$defs/host"}, {"type": "null"}]},
+            per_origin_only=True,
+            doc="The forwarded Host header CloudFront would send as SNI. Default: host.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class OriginConfig(OriginSettings, _OriginIdentity):
+    """One origin with every default applied: its identity, its settings, and what the
+    configuration derives for it (`address` from `resolve`, `dns`, discovery's findings)."""
+
+    address: str | None = None  # from `resolve` for this host, if any
+    dns: DnsConfig = DnsConfig()
+    client_certificate_missing: bool = False  # discovery: the origin wants a certificate we lack
 
     def target(self) -> ProbeTarget:
         return ProbeTarget(
@@ -192,16 +555,91 @@ class OriginConfig:
             protocols=self.protocols,
             ca_file=self.ca_file,
             address=self.address,
+            cloudfront_policy=self.cloudfront_policy,
+            client_certificate=self.client_certificate,
+            request=self.request,
         )
 
     def options(self) -> ProbeOptions:
-        """Per-connection `timeout`; the whole probe bounded by `deadline` (see above)."""
-        return ProbeOptions(
-            timeout=self.timeout,
-            deadline=self.deadline,
-            max_connections=self.max_connections,
-            confirm=self.confirm,
+        """The settings' options, plus the resolvers of the top-level `dns` section."""
+        return replace(
+            super().options(), dns_servers=self.dns.servers, dns_timeout=self.dns.timeout
         )
+
+
+def origin_settings(kind: type[OriginSettings] = OriginConfig) -> tuple[tuple[str, Setting], ...]:
+    """(key, Setting) for every configuration key of `kind`, in field order."""
+    return tuple((f.name, f.metadata[SETTING]) for f in fields(kind) if SETTING in f.metadata)
+
+
+ORIGIN_SETTINGS: Mapping[str, Setting] = MappingProxyType(dict(origin_settings()))
+ORIGIN_KEYS = tuple(ORIGIN_SETTINGS)
+PER_ORIGIN_ONLY_KEYS = tuple(k for k, s in ORIGIN_SETTINGS.items() if s.per_origin_only)
+DEFAULTS_KEYS = tuple(k for k in ORIGIN_KEYS if k not in PER_ORIGIN_ONLY_KEYS)
+
+
+def merge_settings(inherited: OriginSettings, own: Mapping[str, Any]) -> dict[str, Any]:
+    """Every shared key's value: the parsed `own` one, else the inherited one.
+
+    `labels` merge (see `Setting.merge`), and an inherited timeout is capped at the interval
+    (Prometheus' `scrape_timeout` rule); an explicit one was checked against it by the parser.
+    """
+    merged: dict[str, Any] = {}
+    for key in DEFAULTS_KEYS:
+        spec, base = ORIGIN_SETTINGS[key], getattr(inherited, key)
+        if key not in own:
+            merged[key] = base
+        else:
+            merged[key] = spec.merge(base, own[key]) if spec.merge else own[key]
+    if "timeout" not in own:
+        merged["timeout"] = min(inherited.timeout, merged["interval"])
+    return merged
+
+
+def origin_config(
+    defaults: OriginSettings,
+    own: Mapping[str, Any],
+    *,
+    name: str,
+    host: str,
+    sni: str | None = None,
+    address: str | None = None,
+    dns: DnsConfig = DnsConfig(),
+    client_certificate_missing: bool = False,
+) -> OriginConfig:
+    """The one way an `OriginConfig` is made from parsed settings: the configuration file,
+    `check` and discovery all come here, so defaults apply the same everywhere."""
+    return OriginConfig(
+        name=name,
+        host=host,
+        sni=sni,
+        address=address,
+        dns=dns,
+        client_certificate_missing=client_certificate_missing,
+        **merge_settings(defaults, own),
+    )
+
+
+def settings_schema() -> dict[str, Any]:
+    """What config/schema.json says about origins and defaults, generated from the fields:
+    `$defs.origin.properties`, `properties.defaults.properties` and one `$defs` entry per
+    shared key (tests compare it with the file)."""
+    defs: dict[str, Any] = {}
+    origin: dict[str, Any] = {}
+    for item in fields(OriginConfig):
+        if SETTING not in item.metadata:
+            continue
+        key, spec = item.name, item.metadata[SETTING]
+        node: dict[str, Any] = {"description": spec.doc, **spec.schema}
+        if item.default is not MISSING:
+            node["default"] = spec.show(item.default)
+        if spec.per_origin_only:
+            origin[key] = node
+        else:
+            defs[key] = node
+            origin[key] = {"$ref": f"#/$defs/{key}"}
+    defaults = {key: {"$ref": f"#/$defs/{key}"} for key in DEFAULTS_KEYS}
+    return {"origin": origin, "defaults": defaults, "defs": defs}
 
 
 @dataclass(frozen=True)
@@ -217,6 +655,19 @@ class CloudFrontDiscoveryConfig:
     region: str | None = None  # signing region / partition; default: boto3's, else us-east-1
     distribution_ids: tuple[str, ...] = ()  # only these distributions; empty: every one
     tags: tuple[tuple[str, str], ...] = ()  # (key, value), sorted: a distribution needs all
+    client_certificates: tuple[tuple[str, ClientCertificate], ...] = ()  # (name or glob, files)
+
+    def certificate_for(self, distribution_id: str, origin_id: str) -> ClientCertificate | None:
+        """The files for `<distribution-id>/<origin-id>`: an exact entry, else the first glob
+        (`*`, `?`, `[...]`; case-sensitive like the ids) in file order."""
+        name = f"{distribution_id}/{origin_id}"
+        exact = dict(self.client_certificates).get(name)
+        if exact is not None:
+            return exact
+        for pattern, files in self.client_certificates:
+            if fnmatch.fnmatchcase(name, pattern):
+                return files
+        return None
 
     def same_source(self, other: CloudFrontDiscoveryConfig) -> bool:
         """True when only the refresh interval differs: the same distributions are meant."""
@@ -240,6 +691,7 @@ class ExporterConfig:
     source: str  # the file path; "<default>" for the built-in empty configuration
     origins: tuple[OriginConfig, ...] = ()
     resolve: tuple[tuple[str, str], ...] = ()  # (lower-case host, IP address), sorted
+    dns: DnsConfig = DnsConfig()
     probe_allow: tuple[str, ...] = ()
     max_concurrent_probes: int = DEFAULT_MAX_CONCURRENT_PROBES
     cipher_series: bool = True
@@ -320,6 +772,34 @@ def parse_config(text: str, source: str, base_dir: Path | None = None) -> Export
     current directory) anchors relative `ca_file` paths."""
     document = _load_yaml(text, source)
     return _Parser(source, base_dir or Path.cwd()).config(document)
+
+
+def parse_settings(
+    raw: Mapping[str, Any], source: str, path: str, base_dir: Path | None = None
+) -> dict[str, Any]:
+    """Shared origin keys from plain data (discovery's CloudFront values) by the file's rules:
+    the parsed value of each key present, or a `ConfigError` naming `source`, `path.key`."""
+    parser = _Parser(source, base_dir or Path.cwd())
+    parser.keys(raw, path, DEFAULTS_KEYS)
+    return parser.settings(raw, path)
+
+
+def parse_origin(
+    raw: Mapping[str, Any],
+    source: str,
+    *,
+    defaults: OriginSettings = OriginSettings(),
+    address: Any = None,
+    dns: Any = None,
+    base_dir: Path | None = None,
+) -> OriginConfig:
+    """One origin from plain data (what `check` builds from its options) by the configuration
+    file's rules, so the two cannot drift. Key paths: `origin.KEY`, `resolve`, `dns.servers[I]`.
+    The origin is checked first, so a bad host is not reported as a bad address."""
+    parser = _Parser(source, base_dir or Path.cwd())
+    origin = parser.origin(dict(raw), "origin", defaults, {})
+    found = None if address is None else parser.ip_address(address, "resolve")
+    return replace(origin, address=found, dns=parser.dns(dns))
 
 
 _DURATION = re.compile(
@@ -513,6 +993,19 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+_SPKI = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _as_written(value: Any) -> str:
+    """A duration as the user wrote it: `500ms`, `0.5`, `1e+21`."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _suggest(key: Any, allowed: Collection[str]) -> str:
     if isinstance(key, str):
         close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
@@ -580,11 +1073,38 @@ class _Parser:
             self.fail(path, f"must be a boolean (true or false), got {_describe(value)}")
         return value
 
-    def duration(self, value: Any, path: str) -> float:
+    def duration(self, value: Any, path: str, bounds: tuple[float, float]) -> float:
+        """A duration within `bounds`; the error repeats the value as written."""
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.fail(path, str(exc))
+        low, high = bounds
+        if seconds < low:
+            self.fail(path, f"must be at least {format_duration(low)}, got {_as_written(value)}")
+        if seconds > high:
+            self.fail(path, f"must be at most {format_duration(high)}, got {_as_written(value)}")
+        return seconds
+
+    def cloudfront_seconds(self, value: Any, path: str, bounds: tuple[float, float]) -> float:
+        """A CloudFront timeout: whole seconds, as its API takes them."""
+        seconds = self.duration(value, path, bounds)
+        if seconds != int(seconds):
+            self.fail(
+                path, f"must be a whole number of seconds (as CloudFront takes it), got {value}"
+            )
+        return seconds
+
+    def choice(self, value: Any, path: str, kind: type[_E]) -> _E:
+        """One of an enumeration's values, exactly; a case-insensitive match is suggested."""
+        allowed = [member.value for member in kind]
+        if isinstance(value, str) and value in allowed:
+            return kind(value)
+        shown = ", ".join(repr(m) for m in allowed)
+        got = repr(value) if isinstance(value, str) else _describe(value)
+        close = [m for m in allowed if isinstance(value, str) and m.lower() == value.lower()]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self.fail(path, f"must be one of {shown}, got {got}{hint}")
 
     # --- values --------------------------------------------------------------------------
 
@@ -602,6 +1122,36 @@ class _Parser:
             self.fail(path, f"must be {what}, got {text!r}")
         if any(c.isspace() or c in "/?#@[]\\" for c in text):
             self.fail(path, f"must be {what}, got {text!r}")
+        if not _is_ip(text):
+            self.dns_name(text, path, what)
+        return text
+
+    def dns_name(self, text: str, path: str, what: str) -> None:
+        """RFC 1123 labels (underscores tolerated), 253 characters at most; IDNs as IDNA."""
+        try:
+            ascii_name = text.encode("idna").decode("ascii") if not text.isascii() else text
+        except UnicodeError:
+            self.fail(path, f"must be {what}, got {text!r} (not a valid internationalised name)")
+        name = ascii_name[:-1] if ascii_name.endswith(".") else ascii_name
+        if len(name) > 253:
+            self.fail(path, f"must be {what}: {len(name)} characters, at most 253 allowed")
+        for label in name.split("."):
+            if not _DNS_LABEL.match(label):
+                self.fail(
+                    path,
+                    f"must be {what}, got {text!r}: label {label!r} is not 1-63 letters, digits "
+                    "or hyphens (not first or last)",
+                )
+
+    def ip_address(self, value: Any, path: str) -> str:
+        """An IP literal (IPv6 optionally in brackets), returned without brackets."""
+        if not isinstance(value, str):
+            self.fail(path, f"must be an IP address, got {_describe(value)}")
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        if not _is_ip(text):
+            self.fail(path, f"must be an IP address, got {value!r}")
         return text
 
     def protocols(self, value: Any, path: str) -> tuple[Protocol, ...]:
@@ -621,18 +1171,14 @@ class _Parser:
             chosen.add(protocol)
         return tuple(p for p in CLOUDFRONT_PROTOCOLS if p in chosen)
 
-    def confirm(self, value: Any, path: str) -> ConfirmMode:
-        modes = [mode.value for mode in ConfirmMode]
-        if not isinstance(value, str) or value not in modes:
-            shown = ", ".join(repr(m) for m in modes)
-            got = repr(value) if isinstance(value, str) else _describe(value)
-            self.fail(path, f"must be one of {shown}, got {got}")
-        return ConfirmMode(value)
-
     def ca_file(self, value: Any, path: str) -> str | None:
         """An existing, readable file; relative to the config file's directory. Null: none."""
         if value is None:
             return None
+        return self.readable_file(value, path, 1)[0]
+
+    def readable_file(self, value: Any, path: str, size: int) -> tuple[str, bytes]:
+        """(absolute path, its first `size` bytes); relative to the config file's directory."""
         text = self.string(value, path)
         if "\0" in text:
             self.fail(path, f"{text!r} is not a file name: it contains a NUL character")
@@ -645,13 +1191,130 @@ class _Parser:
         absolute = os.path.abspath(resolved)
         try:
             with open(absolute, "rb") as handle:
-                handle.read(1)
+                return absolute, handle.read(size)
         except OSError as exc:
             where = "" if absolute == text else f" ({absolute})"
             self.fail(path, f"cannot read {text!r}{where}: {exc.strerror or exc}")
-        return absolute
 
-    def labels(self, value: Any, path: str) -> dict[str, str]:
+    def client_certificate(self, value: Any, path: str) -> ClientCertificate | None:
+        """`{cert_file, key_file}`, both PEM, readable, and the key the certificate's."""
+        return None if value is None else self.certificate_files(value, path)
+
+    def certificate_files(self, value: Any, path: str) -> ClientCertificate:
+        data = self.mapping(value, path)
+        self.keys(data, path, CERTIFICATE_KEYS)
+        for key in CERTIFICATE_KEYS:
+            if data.get(key) is None:
+                self.fail(path, f"missing {key!r}: cert_file and key_file go together")
+        cert_path, key_path = _child(path, "cert_file"), _child(path, "key_file")
+        cert_file, cert_pem = self.readable_file(data["cert_file"], cert_path, MAX_PEM_BYTES)
+        key_file, key_pem = self.readable_file(data["key_file"], key_path, MAX_PEM_BYTES)
+        certificate = self.pem_certificate(cert_pem, cert_path)
+        key = self.pem_key(key_pem, key_path)
+        if certificate.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
+            self.fail(key_path, f"is not the key of {cert_path}'s certificate")
+        return ClientCertificate(cert_file=cert_file, key_file=key_file)
+
+    def pem_certificate(self, data: bytes, path: str) -> x509.Certificate:
+        try:
+            return x509.load_pem_x509_certificates(data)[0]
+        except ValueError as exc:
+            self.fail(path, f"is not a PEM certificate ({_first_line(exc)})")
+
+    def pem_key(self, data: bytes, path: str) -> Any:
+        try:
+            return load_pem_private_key(data, password=None)
+        except TypeError:
+            self.fail(path, "is an encrypted private key; give one without a passphrase")
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            self.fail(path, f"is not a PEM private key ({_first_line(exc)})")
+
+    def request(self, value: Any, path: str) -> OriginRequest | None:
+        """`false`: no request; `true`, null or a mapping: `GET /` with what it sets."""
+        if isinstance(value, bool):
+            return OriginRequest() if value else None
+        data = self.mapping(value, path)
+        self.keys(data, path, REQUEST_KEYS)
+        method = self.token(data.get("method", "GET"), _child(path, "method"), "method")
+        target = self.request_path(data.get("path", "/"), _child(path, "path"))
+        headers = self.headers(data.get("headers"), _child(path, "headers"))
+        return OriginRequest(method=method, path=target, headers=headers)
+
+    def token(self, value: Any, path: str, what: str) -> str:
+        text = self.no_line_breaks(value, path)
+        if not _TOKEN.match(text):
+            self.fail(
+                path,
+                f"must be an HTTP {what} (a token: letters, digits, !#$%&'*+.^_`|~-), got {text!r}",
+            )
+        return text
+
+    def request_path(self, value: Any, path: str) -> str:
+        text = self.no_line_breaks(value, path)
+        if not text.startswith("/"):
+            self.fail(path, f"must start with '/', got {text!r}")
+        if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            self.fail(path, f"must not contain spaces or control characters, got {text!r}")
+        return text
+
+    def no_line_breaks(self, value: Any, path: str) -> str:
+        """A string without CR, LF or NUL: one of them would split the request on the wire."""
+        text = self.string(value, path)
+        if any(c in text for c in "\r\n\0"):
+            self.fail(path, f"must not contain CR, LF or NUL, got {text!r}")
+        return text
+
+    def headers(self, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+        found: dict[str, tuple[str, str]] = {}
+        for name, raw in self.mapping(value, path).items():
+            header_path = _child(path, name)
+            if not isinstance(name, str):
+                self.fail(header_path, f"header names must be strings, got {_describe(name)}")
+            self.token(name, header_path, "header name")
+            if name.lower() in UNSETTABLE_HEADERS:
+                self.fail(header_path, f"{name!r} is set by CloudFront itself; leave it out")
+            if name.lower() in found:
+                self.fail(header_path, f"duplicate header {name!r} (header names ignore case)")
+            if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+                self.fail(header_path, f"must be a string, got {_describe(raw)}")
+            text = raw if isinstance(raw, str) else str(raw)
+            if any(c in text for c in "\r\n\0"):
+                self.fail(header_path, f"must not contain CR, LF or NUL, got {text!r}")
+            found[name.lower()] = (name, text)
+        return tuple(found.values())
+
+    def dns(self, value: Any) -> DnsConfig:
+        """`dns: {servers: [IP[:PORT], ...], timeout}`; no servers: the system resolver."""
+        data = self.mapping(value, "dns")
+        self.keys(data, "dns", DNS_KEYS)
+        servers = tuple(
+            self.dns_server(item, f"dns.servers[{index}]")
+            for index, item in enumerate(self.sequence(data.get("servers"), "dns.servers"))
+        )
+        timeout = DEFAULT_DNS_TIMEOUT
+        if "timeout" in data:
+            timeout = self.duration(data["timeout"], "dns.timeout", DNS_TIMEOUT_RANGE)
+        return DnsConfig(servers=servers, timeout=timeout)
+
+    def dns_server(self, value: Any, path: str) -> DnsServer:
+        """`IP`, `IPv4:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 53 by default."""
+        text = self.string(value, path).strip()
+        if _is_ip(text):
+            return DnsServer(address=text)  # IPv4, or a bare IPv6 address
+        host, port = text, str(DEFAULT_DNS_PORT)
+        if text.startswith("[") and "]" in text:
+            host, _, rest = text[1:].partition("]")
+            if rest:
+                port = rest[1:] if rest.startswith(":") else ""
+        elif text.count(":") == 1:
+            host, port = text.split(":")
+        if not _is_ip(host) or (text.startswith("[") and ":" not in host):
+            self.fail(path, f"must be IP or IP:PORT (IPv6 as [ADDRESS]:PORT), got {text!r}")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            self.fail(path, f"port must be from 1 to 65535, got {port!r}")
+        return DnsServer(address=host, port=int(port))
+
+    def labels(self, value: Any, path: str) -> tuple[tuple[str, str], ...]:
         labels: dict[str, str] = {}
         for name, raw in self.mapping(value, path).items():
             label_path = _child(path, name)
@@ -674,47 +1337,24 @@ class _Parser:
                 labels[name] = str(raw)
             else:
                 self.fail(label_path, f"must be a string, number or boolean, got {_describe(raw)}")
-        return labels
+        return tuple(sorted(labels.items()))
 
     def settings(self, data: Mapping[Any, Any], path: str) -> dict[str, Any]:
-        """The keys an origin and `defaults` share, parsed, for those present in `data`."""
-        parsed: dict[str, Any] = {}
-        for key in DEFAULTS_KEYS:
-            if key not in data:
-                continue
-            value, key_path = data[key], _child(path, key)
-            if key == "port":
-                parsed[key] = self.integer(value, key_path, PORT_RANGE)
-            elif key == "protocols":
-                parsed[key] = self.protocols(value, key_path)
-            elif key in ("interval", "timeout"):
-                parsed[key] = self.duration(value, key_path)
-                if key == "interval" and parsed[key] < MIN_INTERVAL:
-                    self.fail(key_path, f"must be at least 1s, got {value}")
-            elif key == "ca_file":
-                parsed[key] = self.ca_file(value, key_path)
-            elif key == "labels":
-                parsed[key] = self.labels(value, key_path)
-            elif key == "confirm":
-                parsed[key] = self.confirm(value, key_path)
-            elif key == "max_connections":
-                parsed[key] = self.integer(value, key_path, MAX_CONNECTIONS_RANGE)
-        return parsed
+        """The shared keys present in `data`, each parsed by its field's `Setting`."""
+        return {
+            key: ORIGIN_SETTINGS[key].parse(self, data[key], _child(path, key))
+            for key in DEFAULTS_KEYS
+            if key in data
+        }
 
-    def timeout(
-        self, parsed: Mapping[str, Any], path: str, interval: float, inherited: float
-    ) -> float:
-        """An explicit timeout must fit the interval; an inherited one is capped at it."""
-        if "timeout" not in parsed:
-            return min(inherited, interval)
-        timeout: float = parsed["timeout"]
-        if timeout > interval:
+    def timeout_fits(self, own: Mapping[str, Any], path: str, interval: float) -> None:
+        """An explicit timeout must fit the interval (an inherited one is capped instead)."""
+        if "timeout" in own and own["timeout"] > interval:
             self.fail(
                 _child(path, "timeout"),
                 f"must not exceed the interval ({format_duration(interval)}), "
-                f"got {format_duration(timeout)}",
+                f"got {format_duration(own['timeout'])}",
             )
-        return timeout
 
     # --- sections ------------------------------------------------------------------------
 
@@ -726,6 +1366,7 @@ class _Parser:
         self.keys(document, "", TOP_LEVEL_KEYS)
         defaults = self.defaults(document.get("defaults"))
         resolve = self.resolve(document.get("resolve"))
+        dns = self.dns(document.get("dns"))
         probe_allow = self.probe_allow(document.get("probe_allow"))
         scheduler = self.mapping(document.get("scheduler"), "scheduler")
         self.keys(scheduler, "scheduler", SCHEDULER_KEYS)
@@ -741,12 +1382,13 @@ class _Parser:
         cipher_series = True
         if "cipher_series" in metrics:
             cipher_series = self.boolean(metrics["cipher_series"], "metrics.cipher_series")
-        origins = self.origins(document.get("origins"), defaults, dict(resolve))
+        origins = self.origins(document.get("origins"), defaults, dict(resolve), dns)
         discovery = self.discovery(document.get("discovery"))
         return ExporterConfig(
             source=self.source,
             origins=origins,
             resolve=resolve,
+            dns=dns,
             probe_allow=probe_allow,
             max_concurrent_probes=max_concurrent_probes,
             cipher_series=cipher_series,
@@ -773,13 +1415,9 @@ class _Parser:
         refresh_interval = DEFAULT_REFRESH_INTERVAL
         if "refresh_interval" in data:
             key_path = f"{path}.refresh_interval"
-            refresh_interval = self.duration(data["refresh_interval"], key_path)
-            if refresh_interval < MIN_REFRESH_INTERVAL:
-                self.fail(
-                    key_path,
-                    f"must be at least {format_duration(MIN_REFRESH_INTERVAL)}, "
-                    f"got {data['refresh_interval']}",
-                )
+            refresh_interval = self.duration(
+                data["refresh_interval"], key_path, REFRESH_INTERVAL_RANGE
+            )
         endpoint_url = None
         if data.get("endpoint_url") is not None:
             endpoint_url = self.url(data["endpoint_url"], f"{path}.endpoint_url")
@@ -797,13 +1435,35 @@ class _Parser:
         tags: tuple[tuple[str, str], ...] = ()
         if "tags" in data:
             tags = self.tags(data["tags"], f"{path}.tags")
+        certificates = self.client_certificates(
+            data.get("client_certificates"), f"{path}.client_certificates"
+        )
         return CloudFrontDiscoveryConfig(
             refresh_interval=refresh_interval,
             endpoint_url=endpoint_url,
             region=region,
             distribution_ids=distribution_ids,
             tags=tags,
+            client_certificates=certificates,
         )
+
+    def client_certificates(
+        self, value: Any, path: str
+    ) -> tuple[tuple[str, ClientCertificate], ...]:
+        """`{"<distribution-id>/<origin-id>" or glob: {cert_file, key_file}}`, in file order."""
+        found: list[tuple[str, ClientCertificate]] = []
+        for pattern, files in self.mapping(value, path).items():
+            entry_path = _child(path, pattern)
+            if not isinstance(pattern, str) or "/" not in pattern or pattern.strip() != pattern:
+                self.fail(
+                    entry_path,
+                    "keys are origin names <distribution-id>/<origin-id> or globs of them "
+                    f"(E2QWRUHEXAMPLE/web, E2QWRUHEXAMPLE/*), got {_describe(pattern)}",
+                )
+            if files is None:
+                self.fail(entry_path, "must be a mapping {cert_file, key_file}, got null")
+            found.append((pattern, self.certificate_files(files, entry_path)))
+        return tuple(found)
 
     def url(self, value: Any, path: str) -> str:
         text = self.string(value, path).strip()
@@ -860,25 +1520,16 @@ class _Parser:
             tags[key] = raw
         return tuple(sorted(tags.items()))
 
-    def defaults(self, value: Any) -> OriginDefaults:
+    def defaults(self, value: Any, built_in: OriginSettings = OriginSettings()) -> OriginSettings:
         data = self.mapping(value, "defaults")
         special = {
             key: f"cannot be set under defaults: {key} is per origin"
             for key in PER_ORIGIN_ONLY_KEYS
         }
         self.keys(data, "defaults", DEFAULTS_KEYS, special)
-        parsed = self.settings(data, "defaults")
-        interval = parsed.get("interval", DEFAULT_INTERVAL)
-        return OriginDefaults(
-            port=parsed.get("port", DEFAULT_PORT),
-            protocols=parsed.get("protocols", DEFAULT_PROTOCOLS),
-            interval=interval,
-            timeout=self.timeout(parsed, "defaults", interval, DEFAULT_TIMEOUT),
-            ca_file=parsed.get("ca_file"),
-            confirm=parsed.get("confirm", ConfirmMode.ALL),
-            max_connections=parsed.get("max_connections", DEFAULT_MAX_CONNECTIONS),
-            labels=tuple(sorted(parsed.get("labels", {}).items())),
-        )
+        own = self.settings(data, "defaults")
+        self.timeout_fits(own, "defaults", own.get("interval", built_in.interval))
+        return OriginSettings(**merge_settings(built_in, own))
 
     def resolve(self, value: Any) -> tuple[tuple[str, str], ...]:
         entries: dict[str, str] = {}
@@ -887,14 +1538,7 @@ class _Parser:
             key = _host_key(self.host(host, path))
             if key in entries:
                 self.fail(path, f"duplicate host: {key!r} is already in resolve")
-            if not isinstance(address, str):
-                self.fail(path, f"must be an IP address, got {_describe(address)}")
-            text = address.strip()
-            if text.startswith("[") and text.endswith("]"):
-                text = text[1:-1]
-            if not _is_ip(text):
-                self.fail(path, f"must be an IP address, got {address!r}")
-            entries[key] = text
+            entries[key] = self.ip_address(address, path)
         return tuple(sorted(entries.items()))
 
     def probe_allow(self, value: Any) -> tuple[str, ...]:
@@ -914,14 +1558,14 @@ class _Parser:
         return tuple(patterns)
 
     def origins(
-        self, value: Any, defaults: OriginDefaults, resolve: Mapping[str, str]
+        self, value: Any, defaults: OriginSettings, resolve: Mapping[str, str], dns: DnsConfig
     ) -> tuple[OriginConfig, ...]:
         origins: list[OriginConfig] = []
         first_index: dict[str, int] = {}
         items = self.sequence(value, "origins")
         for index, item in enumerate(items):
             path = f"origins[{index}]"
-            origin = self.origin(item, path, defaults, resolve)
+            origin = self.origin(item, path, defaults, resolve, dns)
             if origin.name in first_index:
                 hint = ""
                 if not (isinstance(item, dict) and "name" in item):
@@ -936,75 +1580,61 @@ class _Parser:
         return tuple(origins)
 
     def origin(
-        self, value: Any, path: str, defaults: OriginDefaults, resolve: Mapping[str, str]
+        self,
+        value: Any,
+        path: str,
+        defaults: OriginSettings,
+        resolve: Mapping[str, str],
+        dns: DnsConfig = DnsConfig(),
     ) -> OriginConfig:
         if not isinstance(value, dict):
             self.fail(path, f"must be a mapping, got {_describe(value)}")
         self.keys(value, path, ORIGIN_KEYS)
         if "host" not in value:
             self.fail(path, "missing required key 'host'")
-        host = self.host(value["host"], _child(path, "host"))
-        sni = None
-        if value.get("sni") is not None:
-            sni = self.host(value["sni"], _child(path, "sni"), "a host name")
-        parsed = self.settings(value, path)
-        port: int = parsed.get("port", defaults.port)
-        if "name" in value:
-            name = self.string(value["name"], _child(path, "name"))
-        else:
-            name = _display(host, port)
-        interval: float = parsed.get("interval", defaults.interval)
-        labels = dict(defaults.labels)
-        labels.update(parsed.get("labels", {}))
-        return OriginConfig(
+        identity = {
+            key: ORIGIN_SETTINGS[key].parse(self, value[key], _child(path, key))
+            for key in PER_ORIGIN_ONLY_KEYS
+            if key in value
+        }
+        own = self.settings(value, path)
+        self.timeout_fits(own, path, own.get("interval", defaults.interval))
+        host: str = identity["host"]
+        name = identity.get("name") or _display(host, own.get("port", defaults.port))
+        return origin_config(
+            defaults,
+            own,
             name=name,
             host=host,
-            port=port,
-            sni=sni,
-            protocols=parsed.get("protocols", defaults.protocols),
-            interval=interval,
-            timeout=self.timeout(parsed, path, interval, defaults.timeout),
-            ca_file=parsed.get("ca_file", defaults.ca_file),  # null: Mozilla roots
-            confirm=parsed.get("confirm", defaults.confirm),
-            max_connections=parsed.get("max_connections", defaults.max_connections),
+            sni=identity.get("sni"),
             address=resolve.get(_host_key(host)),
-            labels=tuple(sorted(labels.items())),
+            dns=dns,
         )
+
+
+def settings_dict(settings: OriginSettings) -> dict[str, Any]:
+    """Every configuration key of `settings` (an origin's or the defaults') as plain data."""
+    return {key: spec.show(getattr(settings, key)) for key, spec in origin_settings(type(settings))}
 
 
 def config_dict(config: ExporterConfig) -> dict[str, Any]:
     """The loaded configuration as plain data (defaults applied), for `/config`."""
 
     def origin_dict(origin: OriginConfig) -> dict[str, Any]:
-        return {
-            "name": origin.name,
-            "host": origin.host,
-            "port": origin.port,
-            "sni": origin.sni,
-            "protocols": [str(p) for p in origin.protocols],
-            "interval": format_duration(origin.interval),
-            "timeout": format_duration(origin.timeout),
-            "ca_file": origin.ca_file,
-            "confirm": str(origin.confirm),
-            "max_connections": origin.max_connections,
-            "address": origin.address,
-            "labels": dict(origin.labels),
-        }
+        shown = settings_dict(origin)
+        shown["address"] = origin.address
+        if origin.client_certificate_missing:
+            shown["client_certificate_missing"] = True
+        return shown
 
-    defaults = config.defaults
     return {
         "source": config.source,
-        "defaults": {
-            "port": defaults.port,
-            "protocols": [str(p) for p in defaults.protocols],
-            "interval": format_duration(defaults.interval),
-            "timeout": format_duration(defaults.timeout),
-            "ca_file": defaults.ca_file,
-            "confirm": str(defaults.confirm),
-            "max_connections": defaults.max_connections,
-            "labels": dict(defaults.labels),
-        },
+        "defaults": settings_dict(config.defaults),
         "resolve": dict(config.resolve),
+        "dns": {
+            "servers": [server.display for server in config.dns.servers],
+            "timeout": format_duration(config.dns.timeout),
+        },
         "probe_allow": list(config.probe_allow),
         "scheduler": {"max_concurrent_probes": config.max_concurrent_probes},
         "metrics": {"cipher_series": config.cipher_series},

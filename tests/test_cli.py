@@ -113,9 +113,10 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert message in run.stderr
 
 
-def test_unreachable_origin_exits_2(origins: TestOrigins) -> None:
-    assert check(origins, "closed").returncode == 2
-    assert cli("check", "no-such-origin.invalid").returncode == 2
+def test_unreachable_origin_exits_1(origins: TestOrigins) -> None:
+    """CloudFront answers 502 or 504 for an origin it cannot reach: not a usage error."""
+    assert check(origins, "closed").returncode == 1
+    assert cli("check", "no-such-origin.invalid").returncode == 1
 
 
 def test_validate(tmp_path: Path) -> None:

@@ -8,12 +8,15 @@ unknown keys, wrong types, enums, ranges the schema can express) or only the exp
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from exporter.config import (
     DEFAULT_PROTOCOLS,
@@ -21,22 +24,40 @@ from exporter.config import (
     DEFAULTS_KEYS,
     METRICS_KEYS,
     ORIGIN_KEYS,
+    ORIGIN_SETTINGS,
+    PER_ORIGIN_ONLY_KEYS,
     RESERVED_LABELS,
     SCHEDULER_KEYS,
     TOP_LEVEL_KEYS,
     ConfigError,
+    DnsConfig,
     ExporterConfig,
     OriginConfig,
     OriginDefaults,
+    OriginSettings,
+    Setting,
+    config_dict,
     default_config,
     format_duration,
     load_config,
     parse_config,
     parse_duration,
     probe_deadline,
+    settings_dict,
+    settings_schema,
 )
+from exporter.demo.pki import Issued, issue
 from exporter.engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol
-from exporter.engine.target import ConfirmMode, ProbeOptions, ProbeTarget
+from exporter.engine.target import (
+    ClientCertificate,
+    CloudFrontPolicy,
+    ConfirmMode,
+    DnsServer,
+    IpAddressType,
+    OriginRequest,
+    ProbeOptions,
+    ProbeTarget,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -719,3 +740,316 @@ def test_key_paths(text: str, key_path: str) -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     error = error_of("origins: [{host: a, colour: blue}]")
     assert error.problem == f"unknown key; expected one of: {', '.join(ORIGIN_KEYS)}"
+
+
+# --- one source: the settings fields -----------------------------------------------------------
+
+
+def test_the_schema_is_what_the_settings_fields_generate(schema: dict[str, Any]) -> None:
+    """config/schema.json's origin and defaults parts equal `settings_schema()`; after changing
+    a field, regenerate them with `SCHEMA_UPDATE=1 python3 -m pytest tests/test_config.py -k
+    generate` and review the diff."""
+    generated = settings_schema()
+    if os.environ.get("SCHEMA_UPDATE") == "1":
+        schema["$defs"]["origin"]["properties"] = generated["origin"]
+        schema["properties"]["defaults"]["properties"] = generated["defaults"]
+        schema["$defs"].update(generated["defs"])
+        SCHEMA.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    assert schema["$defs"]["origin"]["properties"] == generated["origin"]
+    assert schema["properties"]["defaults"]["properties"] == generated["defaults"]
+    for key, node in generated["defs"].items():
+        assert schema["$defs"][key] == node, key
+
+
+def test_keys_come_from_the_fields() -> None:
+    shared = tuple(f.name for f in fields(OriginSettings))
+    assert shared == DEFAULTS_KEYS
+    assert ("name", "host", "sni", *shared) == ORIGIN_KEYS
+    assert PER_ORIGIN_ONLY_KEYS == ("name", "host", "sni")
+    assert OriginDefaults is OriginSettings
+    for key in ORIGIN_KEYS:
+        assert isinstance(ORIGIN_SETTINGS[key], Setting)
+    assert set(settings_dict(OriginSettings())) == set(DEFAULTS_KEYS)
+
+
+def test_new_keys_default_once() -> None:
+    origin = parse("origins: [{host: a.example.com}]").origins[0]
+    assert origin.cloudfront_policy is CloudFrontPolicy.UPSTREAM
+    assert origin.ip_address_type is IpAddressType.IPV4
+    assert origin.max_addresses == 8
+    assert origin.request == OriginRequest(method="GET", path="/", headers=())
+    assert (origin.origin_read_timeout, origin.connection_timeout) == (30.0, 10.0)
+    assert (origin.connection_attempts, origin.origin_keepalive_timeout) == (3, 5.0)
+    assert origin.client_certificate is None
+    assert origin.dns == DnsConfig(servers=(), timeout=2.0)
+    # The engine's own defaults are the same values: one source.
+    assert origin.options() == replace(ProbeOptions(), deadline=60.0)
+    assert origin.target() == ProbeTarget(host="a.example.com", protocols=DEFAULT_PROTOCOLS)
+
+
+NEW_KEYS = """
+defaults:
+  cloudfront_policy: CloudFront-Upstream-2025
+  ip_address_type: dualstack
+  max_addresses: 4
+  request: {method: HEAD, path: /health, headers: {X-Probe: origin-tls-exporter, X-N: 1}}
+  origin_read_timeout: 1m
+  connection_attempts: 2
+  connection_timeout: 5
+  origin_keepalive_timeout: 2m
+dns: {servers: [127.0.0.1, "[::1]:5353"], timeout: 500ms}
+origins:
+  - host: a.example.com
+  - host: b.example.com
+    cloudfront_policy: CloudFront-Upstream-2025-PQ
+    ip_address_type: ipv6
+    max_addresses: 64
+    request: false
+    origin_read_timeout: 120
+    connection_attempts: 1
+    connection_timeout: 1s
+    origin_keepalive_timeout: 1s
+"""
+
+
+def test_new_keys_are_parsed_inherited_and_reach_the_engine() -> None:
+    config = parse(NEW_KEYS)
+    a, b = config.origins
+    assert a.cloudfront_policy is CloudFrontPolicy.UPSTREAM_2025
+    assert (a.ip_address_type, a.max_addresses) == (IpAddressType.DUALSTACK, 4)
+    assert a.request == OriginRequest(
+        method="HEAD", path="/health", headers=(("X-Probe", "origin-tls-exporter"), ("X-N", "1"))
+    )
+    assert (a.origin_read_timeout, a.connection_attempts) == (60.0, 2)
+    assert (a.connection_timeout, a.origin_keepalive_timeout) == (5.0, 120.0)
+    assert b.cloudfront_policy is CloudFrontPolicy.UPSTREAM_2025_PQ
+    assert (b.ip_address_type, b.max_addresses, b.request) == (IpAddressType.IPV6, 64, None)
+    assert (b.origin_read_timeout, b.connection_attempts) == (120.0, 1)
+    assert (b.connection_timeout, b.origin_keepalive_timeout) == (1.0, 1.0)
+    servers = (DnsServer("127.0.0.1", 53), DnsServer("::1", 5353))
+    assert config.dns == DnsConfig(servers=servers, timeout=0.5)
+    options, target = b.options(), b.target()
+    assert (options.dns_servers, options.dns_timeout) == (servers, 0.5)
+    assert (options.connection_attempts, options.connection_timeout) == (1, 1.0)
+    assert (options.ip_address_type, options.max_addresses) == (IpAddressType.IPV6, 64)
+    assert (target.cloudfront_policy, target.request) == (CloudFrontPolicy.UPSTREAM_2025_PQ, None)
+
+
+def test_config_dict_shows_every_key() -> None:
+    shown = config_dict(parse(NEW_KEYS))
+    a, b = shown["origins"]
+    assert list(a) == [*ORIGIN_KEYS, "address"]
+    assert a["request"] == {
+        "method": "HEAD",
+        "path": "/health",
+        "headers": {"X-Probe": "origin-tls-exporter", "X-N": "1"},
+    }
+    assert (b["request"], b["cloudfront_policy"], b["origin_read_timeout"]) == (
+        False,
+        "CloudFront-Upstream-2025-PQ",
+        "2m",
+    )
+    assert shown["dns"] == {"servers": ["127.0.0.1:53", "[::1]:5353"], "timeout": "500ms"}
+    assert shown["defaults"]["connection_timeout"] == "5s"
+    assert set(shown["defaults"]) == set(DEFAULTS_KEYS)
+    yaml.safe_dump(shown)  # what /config serves
+
+
+def client_pair(directory: Path) -> tuple[Issued, Path, Path]:
+    issued = issue("client", client=True, key_kind="p256")
+    (directory / "client.pem").write_bytes(issued.pem)
+    (directory / "client.key").write_bytes(issued.key_pem)
+    return issued, directory / "client.pem", directory / "client.key"
+
+
+def test_client_certificate_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    _, cert, key = client_pair(tmp_path)
+    path = tmp_path / "conf.yml"
+    path.write_text(
+        "defaults: {client_certificate: {cert_file: client.pem, key_file: client.key}}\n"
+        "origins: [{host: a.example.com}, {host: b.example.com, client_certificate: null}]\n"
+    )
+    a, b = load_config(path).origins
+    assert a.client_certificate == ClientCertificate(cert_file=str(cert), key_file=str(key))
+    assert a.target().client_certificate == a.client_certificate
+    assert b.client_certificate is None
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ("{cert_file: client.pem}", "client_certificate: missing 'key_file': cert_file and key"),
+        ("{key_file: client.key}", "client_certificate: missing 'cert_file'"),
+        ("{cert_file: client.pem, key_file: client.key, password: x}", "password: unknown key"),
+        ("{cert_file: none.pem, key_file: client.key}", "cert_file: cannot read 'none.pem'"),
+        ("{cert_file: client.key, key_file: client.key}", "cert_file: is not a PEM certificate"),
+        ("{cert_file: client.pem, key_file: client.pem}", "key_file: is not a PEM private key"),
+        ("{cert_file: client.pem, key_file: other.key}", "key_file: is not the key of"),
+        ("{cert_file: client.pem, key_file: locked.key}", "key_file: is an encrypted private key"),
+        ("client.pem", "client_certificate: must be a mapping, got string"),
+    ],
+)
+def test_client_certificate_errors(tmp_path: Path, files: str, message: str) -> None:
+    issued, _, _ = client_pair(tmp_path)
+    (tmp_path / "other.key").write_bytes(issue("other", key_kind="p256").key_pem)
+    locked = issued.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    (tmp_path / "locked.key").write_bytes(locked)
+    error = error_of(
+        f"origins: [{{host: a.example.com, client_certificate: {files}}}]", base_dir=tmp_path
+    )
+    assert error.key_path.startswith("origins[0].client_certificate")
+    assert message in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "key_path", "problem"),
+    [
+        (
+            "defaults: {interval: 1000000000000000000000y}",
+            "defaults.interval",
+            "must be at most 1d, got 1000000000000000000000y",
+        ),
+        ("defaults: {interval: 1.0e+21}", "defaults.interval", "must be at most 1d, got 1e+21"),
+        ("defaults: {interval: 25h}", "defaults.interval", "must be at most 1d, got 25h"),
+        ("defaults: {timeout: 50ms}", "defaults.timeout", "must be at least 100ms, got 50ms"),
+        ("defaults: {timeout: 1y}", "defaults.timeout", "must be at most 10m, got 1y"),
+        (
+            "discovery: {cloudfront: {refresh_interval: 2d}}",
+            "discovery.cloudfront.refresh_interval",
+            "must be at most 1d, got 2d",
+        ),
+        ("dns: {timeout: 31s}", "dns.timeout", "must be at most 30s, got 31s"),
+        ("dns: {timeout: 10ms}", "dns.timeout", "must be at least 100ms, got 10ms"),
+        ("dns: {servers: [dns.google]}", "dns.servers[0]", "must be IP or IP:PORT"),
+        ("dns: {servers: 127.0.0.1}", "dns.servers", "must be a list, got string"),
+        ("dns: {server: [127.0.0.1]}", "dns.server", "unknown key; did you mean 'servers'?"),
+        (
+            "defaults: {cloudfront_policy: TLSv1.2_2021}",
+            "defaults.cloudfront_policy",
+            "must be one of 'CloudFront-Upstream', 'CloudFront-Upstream-2025', "
+            "'CloudFront-Upstream-2025-PQ', got 'TLSv1.2_2021'",
+        ),
+        (
+            "defaults: {ip_address_type: IPv4}",
+            "defaults.ip_address_type",
+            "got 'IPv4'; did you mean 'ipv4'?",
+        ),
+        (
+            "defaults: {max_addresses: 0}",
+            "defaults.max_addresses",
+            "must be between 1 and 64, got 0",
+        ),
+        ("defaults: {max_addresses: 65}", "defaults.max_addresses", "must be between 1 and 64"),
+        (
+            "defaults: {connection_attempts: 4}",
+            "defaults.connection_attempts",
+            "must be between 1 and 3, got 4",
+        ),
+        (
+            "defaults: {connection_timeout: 11s}",
+            "defaults.connection_timeout",
+            "must be at most 10s, got 11s",
+        ),
+        (
+            "defaults: {connection_timeout: 1500ms}",
+            "defaults.connection_timeout",
+            "must be a whole number of seconds",
+        ),
+        (
+            "defaults: {origin_read_timeout: 0.5}",
+            "defaults.origin_read_timeout",
+            "must be at least 1s, got 0.5",
+        ),
+        (
+            "defaults: {origin_read_timeout: 3m}",
+            "defaults.origin_read_timeout",
+            "must be at most 2m, got 3m",
+        ),
+        (
+            "defaults: {origin_keepalive_timeout: 121}",
+            "defaults.origin_keepalive_timeout",
+            "must be at most 2m, got 121",
+        ),
+        (
+            "defaults: {request: {method: 'GET /'}}",
+            "defaults.request.method",
+            "must be an HTTP method (a token",
+        ),
+        (
+            'defaults: {request: {method: "GET\\r\\n"}}',
+            "defaults.request.method",
+            "must not contain CR, LF or NUL",
+        ),
+        ("defaults: {request: {path: health}}", "defaults.request.path", "must start with '/'"),
+        (
+            'defaults: {request: {path: "/\\nX: y"}}',
+            "defaults.request.path",
+            "must not contain CR, LF or NUL",
+        ),
+        ("defaults: {request: {path: /a b}}", "defaults.request.path", "must not contain spaces"),
+        (
+            "defaults: {request: {headers: {'X Y': 1}}}",
+            'defaults.request.headers["X Y"]',
+            "must be an HTTP header name",
+        ),
+        (
+            'defaults: {request: {headers: {X-A: "a\\r\\nX-B: b"}}}',
+            'defaults.request.headers["X-A"]',
+            "must not contain CR, LF or NUL",
+        ),
+        (
+            "defaults: {request: {headers: {Host: x}}}",
+            "defaults.request.headers.Host",
+            "'Host' is set by CloudFront itself",
+        ),
+        (
+            "defaults: {request: {headers: {x-a: 1, X-A: 2}}}",
+            'defaults.request.headers["X-A"]',
+            "duplicate header 'X-A'",
+        ),
+        (
+            "defaults: {request: {headers: {X-A: [1]}}}",
+            'defaults.request.headers["X-A"]',
+            "must be a string, got list",
+        ),
+        ("defaults: {request: {verb: GET}}", "defaults.request.verb", "unknown key"),
+        ("defaults: {request: GET /}", "defaults.request", "must be a mapping, got string"),
+        ("origins: [{host: 'bad host!'}]", "origins[0].host", "must be a host name or IP"),
+        ("origins: [{host: a..b}]", "origins[0].host", "label '' is not 1-63"),
+        ("origins: [{host: -a.test}]", "origins[0].host", "label '-a' is not 1-63"),
+        (f"origins: [{{host: {'a' * 64}.test}}]", "origins[0].host", "is not 1-63"),
+        (f"origins: [{{host: {'a.' * 130}test}}]", "origins[0].host", "at most 253 allowed"),
+        ("origins: [{host: a.test, sni: 'bad sni!'}]", "origins[0].sni", "must be a host name"),
+        ("origins: [{host: a.test, sni: a!.test}]", "origins[0].sni", "label 'a!' is not"),
+    ],
+)
+def test_new_key_errors_name_the_key_path(text: str, key_path: str, problem: str) -> None:
+    error = error_of(text)
+    assert error.key_path == key_path
+    assert problem in error.problem
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a.example.com",
+        "a-b.example",
+        "_dmarc.example.com",
+        "example.com.",
+        "bücher.example",
+        "127.0.0.1",
+        "2001:db8::1",
+        "localhost",
+    ],
+)
+def test_good_host_names(host: str) -> None:
+    assert parse(f"origins: [{{host: '{host}'}}]").origins[0].host == host
+
+
+def test_request_true_and_null_mean_get_slash() -> None:
+    config = parse("origins: [{host: a.test, request: true}, {host: b.test, request: }]")
+    assert [o.request for o in config.origins] == [OriginRequest(), OriginRequest()]

@@ -34,6 +34,7 @@ from exporter.config import (
     DEFAULT_REFRESH_INTERVAL,
     DISCOVERY_KEYS,
     MIN_REFRESH_INTERVAL,
+    REFRESH_INTERVAL_RANGE,
     TOP_LEVEL_KEYS,
     CloudFrontDiscoveryConfig,
     ConfigError,
@@ -44,6 +45,7 @@ from exporter.config import (
     parse_config,
     parse_duration,
 )
+from exporter.demo.pki import issue
 from exporter.discovery import (
     MANAGED_CACHE_POLICIES,
     MANAGED_ORIGIN_REQUEST_POLICIES,
@@ -62,7 +64,7 @@ from exporter.discovery.cloudfront import (
 )
 from exporter.engine.catalogue import Protocol
 from exporter.engine.probe import Engine
-from exporter.engine.target import ConfirmMode
+from exporter.engine.target import ClientCertificate, ConfirmMode, IpAddressType
 from exporter.engine.verdict import FailureReason
 from exporter.metrics import OriginsCollector
 from exporter.store import ResultStore
@@ -82,6 +84,13 @@ CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 USE_ORIGIN_CACHE_CONTROL = "83da9c7e-98b4-4e11-a168-04f0df8e2c65"
 CUSTOM_POLICY = "0f0f0f0f-1111-2222-3333-444455556666"  # moto has no policies: "not found"
 PAGE_SIZE = 2
+MOTO_STATED_DEFAULTS = (
+    ("connection_attempts", 3),
+    ("connection_timeout", 10),
+    ("origin_read_timeout", 30),
+    ("origin_keepalive_timeout", 5),
+)
+"""What moto (like CloudFront) states for an origin created without these settings."""
 
 
 # --- a moto server -----------------------------------------------------------------------------
@@ -420,6 +429,7 @@ def test_every_custom_origin_is_discovered_as_cloudfront_connects(
         host="good.test",
         port=good.port,
         protocols=(Protocol.TLSv1_2,),
+        settings=MOTO_STATED_DEFAULTS,
     )
     assert web.sni is None  # AllViewerExceptHostHeader: the origin domain is the SNI
     app = by_name[f"{fleet['lonely']}/app"]
@@ -1141,7 +1151,8 @@ def test_schema_mirrors_the_discovery_section() -> None:
     assert cloudfront["additionalProperties"] is False
     refresh = cloudfront["properties"]["refresh_interval"]
     assert parse_duration(refresh["default"]) == DEFAULT_REFRESH_INTERVAL
-    assert refresh["not"]["exclusiveMaximum"] == MIN_REFRESH_INTERVAL
+    assert (refresh["minimum"], refresh["maximum"]) == REFRESH_INTERVAL_RANGE
+    assert REFRESH_INTERVAL_RANGE[0] == MIN_REFRESH_INTERVAL
 
 
 # --- the real daemon --------------------------------------------------------------------------
@@ -1192,3 +1203,163 @@ def test_the_daemon_probes_discovered_origins(
         aliased = dict(next(iter(matching(series, "origin_tls_origin_info", origin=alias))))
         assert aliased["sni"] == "www.elsewhere.test"
         assert matching(series, "origin_tls_exporter_discovery_last_success_timestamp_seconds")
+
+
+# --- CloudFront's origin settings and origin mTLS ---------------------------------------------
+
+
+def tuned_origin(domain: str, port: int, **custom: Any) -> dict[str, Any]:
+    """A custom origin stating every CloudFront setting discovery reads."""
+    origin = custom_origin("tuned", domain, port, ("TLSv1.2",))
+    origin["ConnectionAttempts"] = 2
+    origin["ConnectionTimeout"] = 7
+    origin["CustomOriginConfig"].update(
+        {"OriginReadTimeout": 45, "OriginKeepaliveTimeout": 9, **custom}
+    )
+    return origin
+
+
+def test_moto_carries_the_cloudfront_settings_into_the_origin(
+    tmp_path: Path, origins: TestOrigins
+) -> None:
+    """ConnectionAttempts, ConnectionTimeout, OriginReadTimeout and OriginKeepaliveTimeout
+    round-trip through moto; moto 5.2.5 drops IpAddressType and OriginMtlsConfig (botocore
+    sends them), so those two are taken from what the API answered and tested on dicts below."""
+    good = origins["good"]
+    mtls = {"ClientCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"}
+    origin = tuned_origin(good.host, good.port, IpAddressType="dualstack", OriginMtlsConfig=mtls)
+    with moto_server(tmp_path) as server:
+        made = create(server.client(), distribution_config("tuned", [origin], behaviour("tuned")))
+        answered = server.client().get_distribution(Id=made["Id"])["Distribution"]
+        found = discover(fetch(server.client(), server.settings()))
+    stated = answered["DistributionConfig"]["Origins"]["Items"][0]["CustomOriginConfig"]
+    (config,) = origin_configs(found.origins, OriginDefaults())
+    assert (config.connection_attempts, config.connection_timeout) == (2, 7.0)
+    assert (config.origin_read_timeout, config.origin_keepalive_timeout) == (45.0, 9.0)
+    assert config.ip_address_type == IpAddressType(stated.get("IpAddressType", "ipv4"))
+    assert config.client_certificate_missing == ("OriginMtlsConfig" in stated)
+    options = config.options()
+    assert (options.connection_attempts, options.connection_timeout) == (2, 7.0)
+    assert (options.origin_read_timeout, options.origin_keepalive_timeout) == (45.0, 9.0)
+
+
+def one_origin(origin: dict[str, Any]) -> list[DiscoveredOrigin]:
+    found, _ = discover_distribution(plain(Origins={"Quantity": 1, "Items": [origin]}))
+    return found
+
+
+def test_ip_address_type_and_settings_from_the_api() -> None:
+    (found,) = one_origin(tuned_origin("origin.example", 443, IpAddressType="ipv6"))
+    assert dict(found.settings) == {
+        "connection_attempts": 2,
+        "connection_timeout": 7,
+        "origin_read_timeout": 45,
+        "origin_keepalive_timeout": 9,
+        "ip_address_type": "ipv6",
+    }
+    (config,) = origin_configs([found], OriginDefaults(connection_attempts=1))
+    assert config.ip_address_type is IpAddressType.IPV6
+    assert config.connection_attempts == 2  # CloudFront's own value beats the defaults
+    assert not config.client_certificate_missing
+    assert config.client_certificate is None
+
+
+def test_unstated_cloudfront_settings_come_from_the_defaults() -> None:
+    (found,) = one_origin(custom_origin("o", "origin.example", 443))
+    assert found.settings == ()
+    defaults = OriginDefaults(connection_timeout=4.0, ip_address_type=IpAddressType.DUALSTACK)
+    (config,) = origin_configs([found], defaults)
+    assert (config.connection_timeout, config.ip_address_type) == (4.0, IpAddressType.DUALSTACK)
+    assert (config.connection_attempts, config.origin_read_timeout) == (3, 30.0)
+
+
+def test_a_setting_the_rules_reject_falls_back_to_the_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (found,) = one_origin(tuned_origin("origin.example", 443, OriginReadTimeout=600))
+    (config,) = origin_configs([found], OriginDefaults())
+    assert config.origin_read_timeout == 30.0
+    assert config.connection_timeout == 7.0  # the others still apply
+    (record,) = [r for r in caplog.records if "not understood" in r.getMessage()]
+    assert record.err == "cloudfront: E1/tuned.origin_read_timeout: must be at most 2m, got 600"
+
+
+def client_pair(directory: Path, name: str) -> tuple[Path, Path]:
+    issued = issue(name, client=True, key_kind="p256")
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    cert.write_bytes(issued.pem)
+    key.write_bytes(issued.key_pem)
+    return cert, key
+
+
+def mtls_settings(tmp_path: Path) -> CloudFrontDiscoveryConfig:
+    client_pair(tmp_path, "exact")
+    client_pair(tmp_path, "glob")
+    config = parse_config(
+        "discovery:\n"
+        "  cloudfront:\n"
+        "    client_certificates:\n"
+        "      'E1/*': {cert_file: glob.pem, key_file: glob.key}\n"
+        "      E1/web: {cert_file: exact.pem, key_file: exact.key}\n",
+        "conf.yml",
+        tmp_path,
+    )
+    assert config.discovery is not None
+    return config.discovery.cloudfront
+
+
+def test_mtls_origins_get_the_mapped_certificate_or_are_flagged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = mtls_settings(tmp_path)
+    mtls = {"OriginMtlsConfig": {"ClientCertificateArn": "arn:aws:acm:::certificate/x"}}
+    origins = [
+        replace(one_origin(tuned_origin("a.example", 443, **mtls))[0], origin_id="web"),
+        replace(one_origin(tuned_origin("b.example", 443, **mtls))[0], origin_id="api"),
+        replace(one_origin(tuned_origin("c.example", 443))[0], origin_id="plain"),
+    ]
+    assert [o.mtls for o in origins] == [True, True, False]
+    web, api, plain_origin = origin_configs(origins, OriginDefaults(), settings=settings)
+    exact = ClientCertificate(str(tmp_path / "exact.pem"), str(tmp_path / "exact.key"))
+    glob = ClientCertificate(str(tmp_path / "glob.pem"), str(tmp_path / "glob.key"))
+    assert (web.client_certificate, api.client_certificate) == (exact, glob)
+    assert web.target().client_certificate == exact
+    assert plain_origin.client_certificate is None  # no mTLS: CloudFront presents nothing
+    assert not any(o.client_certificate_missing for o in (web, api, plain_origin))
+    other = replace(origins[0], distribution_id="E2")
+    (unmapped,) = origin_configs([other], OriginDefaults(), settings=settings)
+    assert unmapped.client_certificate is None
+    assert unmapped.client_certificate_missing is True
+    warned = [r for r in caplog.records if "cannot present CloudFront's" in r.getMessage()]
+    assert [r.origin for r in warned] == ["E2/web"]
+
+
+def test_client_certificates_configuration_errors(tmp_path: Path) -> None:
+    client_pair(tmp_path, "c")
+    base = "discovery: {cloudfront: {client_certificates: "
+    cases = {
+        "{web: {cert_file: c.pem, key_file: c.key}}}}": (
+            "client_certificates.web: keys are origin names <distribution-id>/<origin-id>"
+        ),
+        "{E1/web: {cert_file: c.pem}}}}": (
+            "client_certificates[\"E1/web\"]: missing 'key_file': cert_file and key_file go"
+        ),
+        "{E1/web: }}}": 'client_certificates["E1/web"]: must be a mapping {cert_file, key_file}',
+        "{E1/web: {cert_file: c.pem, key_file: none.key}}}}": (
+            "client_certificates[\"E1/web\"].key_file: cannot read 'none.key'"
+        ),
+    }
+    for text, message in cases.items():
+        with pytest.raises(ConfigError) as info:
+            parse_config(base + text, "conf.yml", tmp_path)
+        assert message in str(info.value), str(info.value)
+
+
+def test_changing_only_the_certificates_keeps_the_source() -> None:
+    files = ClientCertificate("/c.pem", "/c.key")
+    base = CloudFrontDiscoveryConfig()
+    assert base.same_source(replace(base, client_certificates=(("E1/*", files),)))
+    assert replace(base, client_certificates=(("E1/*", files),)).certificate_for("E1", "x") == (
+        files
+    )
+    assert base.certificate_for("E1", "x") is None

@@ -23,12 +23,20 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from typing import Protocol as TypingProtocol
 
 from .. import __version__
-from ..config import CloudFrontDiscoveryConfig, OriginConfig, OriginDefaults
+from ..config import (
+    CloudFrontDiscoveryConfig,
+    ConfigError,
+    DnsConfig,
+    OriginConfig,
+    OriginDefaults,
+    origin_config,
+    parse_settings,
+)
 from ..engine.catalogue import CLOUDFRONT_PROTOCOLS, Protocol
 
 log = logging.getLogger("origin_tls_exporter.discovery")
@@ -98,6 +106,11 @@ class DiscoveredOrigin:
     port: int  # HTTPSPort
     protocols: tuple[Protocol, ...] | None  # OriginSslProtocols; None: not stated
     viewer_host: str | None = None  # the forwarded Host (an alias as written); None: not forwarded
+    # CloudFront's own settings, as its API states them, keyed by the configuration key they
+    # set (connection_attempts, connection_timeout, origin_read_timeout,
+    # origin_keepalive_timeout, ip_address_type); checked by the configuration's rules later.
+    settings: tuple[tuple[str, Any], ...] = ()
+    mtls: bool = False  # OriginMtlsConfig: CloudFront presents a client certificate
 
     @property
     def name(self) -> str:
@@ -285,6 +298,26 @@ def _classify(origin: Mapping[str, Any]) -> SkipReason | None:
     return None
 
 
+#: configuration key -> (where in the Origin, API field); CloudFront states them all
+CLOUDFRONT_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("connection_attempts", "origin", "ConnectionAttempts"),
+    ("connection_timeout", "origin", "ConnectionTimeout"),
+    ("origin_read_timeout", "custom", "OriginReadTimeout"),
+    ("origin_keepalive_timeout", "custom", "OriginKeepaliveTimeout"),
+    ("ip_address_type", "custom", "IpAddressType"),
+)
+
+
+def _settings(origin: Mapping[str, Any], custom: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The CloudFront settings the origin states, raw (see `DiscoveredOrigin.settings`)."""
+    found = []
+    for key, where, api_name in CLOUDFRONT_SETTINGS:
+        value = (origin if where == "origin" else custom).get(api_name)
+        if value is not None:
+            found.append((key, value))
+    return tuple(found)
+
+
 def _port(custom: Mapping[str, Any]) -> int | None:
     port = custom.get("HTTPSPort")
     if port is None:
@@ -342,6 +375,8 @@ def discover_distribution(
             host=str(origin["DomainName"]).strip(),
             port=port,
             protocols=_parse_protocols(custom),
+            settings=_settings(origin, custom),
+            mtls=isinstance(custom.get("OriginMtlsConfig"), Mapping),
         )
         # An origin no behaviour routes to gets no viewer traffic; probe it as CloudFront
         # would connect without a forwarded Host, which is what it gets once routed to.
@@ -355,17 +390,7 @@ def discover_distribution(
 
 
 def _with_viewer_host(origin: DiscoveredOrigin, viewer_host: str) -> DiscoveredOrigin:
-    return DiscoveredOrigin(
-        distribution_id=origin.distribution_id,
-        distribution_domain=origin.distribution_domain,
-        enabled=origin.enabled,
-        aliases=origin.aliases,
-        origin_id=origin.origin_id,
-        host=origin.host,
-        port=origin.port,
-        protocols=origin.protocols,
-        viewer_host=viewer_host,
-    )
+    return replace(origin, viewer_host=viewer_host)
 
 
 def discover(inventory: Inventory) -> Discovery:
@@ -391,33 +416,67 @@ def origin_configs(
     found: Iterable[DiscoveredOrigin],
     defaults: OriginDefaults,
     address_for: Callable[[str], str | None] = lambda host: None,
+    *,
+    settings: CloudFrontDiscoveryConfig | None = None,
+    dns: DnsConfig | None = None,
 ) -> tuple[OriginConfig, ...]:
     """`OriginConfig`s: CloudFront's facts, the rest from `defaults`, `address` from `resolve`.
 
-    `defaults.labels` are merged under the discovery labels (`distribution_id`, `origin_id`,
-    `domain_name`, `aliases`, `enabled`), which static configurations cannot set.
+    Built by `config.origin_config`, like the configured origins; CloudFront's settings are
+    checked by the configuration's own rules (`own_settings`). `defaults.labels` are merged
+    under the discovery labels (`distribution_id`, `origin_id`, `domain_name`, `aliases`,
+    `enabled`), which static configurations cannot set. An origin with OriginMtlsConfig gets
+    the client certificate `settings.client_certificates` maps it to, or none and
+    `client_certificate_missing`.
     """
+    settings = settings or CloudFrontDiscoveryConfig()
     configs = []
     for origin in found:
-        labels = dict(defaults.labels)
-        labels.update(origin.labels())
+        own = own_settings(origin)
+        own["labels"] = tuple(sorted(origin.labels().items()))
+        certificate = None
+        if origin.mtls:
+            certificate = settings.certificate_for(origin.distribution_id, origin.origin_id)
+        own["client_certificate"] = certificate
+        missing = origin.mtls and certificate is None
+        if missing:
+            log.warning(
+                "origin requires mTLS: the exporter cannot present CloudFront's certificate; "
+                "map it in discovery.cloudfront.client_certificates",
+                extra={"provider": PROVIDER, "origin": origin.name},
+            )
         configs.append(
-            OriginConfig(
+            origin_config(
+                defaults,
+                own,
                 name=origin.name,
                 host=origin.host,
-                port=origin.port,
                 sni=origin.sni,
-                protocols=origin.protocols or defaults.protocols,
-                interval=defaults.interval,
-                timeout=defaults.timeout,
-                ca_file=defaults.ca_file,
-                confirm=defaults.confirm,
-                max_connections=defaults.max_connections,
                 address=address_for(origin.host),
-                labels=tuple(sorted(labels.items())),
+                dns=dns or DnsConfig(),
+                client_certificate_missing=missing,
             )
         )
     return tuple(configs)
+
+
+def own_settings(origin: DiscoveredOrigin) -> dict[str, Any]:
+    """The origin's port, protocols and CloudFront settings, parsed by the configuration's
+    rules; a value they reject (an API newer than this exporter) is logged and left to the
+    defaults rather than dropping the origin."""
+    raw: dict[str, Any] = {"port": origin.port, **dict(origin.settings)}
+    if origin.protocols:
+        raw["protocols"] = [str(p) for p in origin.protocols]
+    own: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            own.update(parse_settings({key: value}, PROVIDER, origin.name))
+        except ConfigError as exc:
+            log.warning(
+                "CloudFront setting not understood; using the default",
+                extra={"provider": PROVIDER, "origin": origin.name, "err": str(exc)},
+            )
+    return own
 
 
 def merge(

@@ -19,7 +19,13 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ..config import CloudFrontDiscoveryConfig, ExporterConfig, OriginConfig, OriginDefaults
+from ..config import (
+    CloudFrontDiscoveryConfig,
+    DnsConfig,
+    ExporterConfig,
+    OriginConfig,
+    OriginDefaults,
+)
 from ..metrics import PREFIX
 from .cloudfront import (
     DEFAULT_PAGE_SIZE,
@@ -156,6 +162,7 @@ class DiscoveryRunner:
         self._settings: CloudFrontDiscoveryConfig | None = None
         self._defaults = OriginDefaults()
         self._address_for: Callable[[str], str | None] = lambda host: None
+        self._dns = DnsConfig()
         self._client: CloudFrontClient | None = None
         self._found: Discovery | None = None  # the last good refresh
         self._origins: tuple[OriginConfig, ...] = ()
@@ -182,6 +189,7 @@ class DiscoveryRunner:
         new = config.discovery.cloudfront if config.discovery is not None else None
         old = self._settings
         self._defaults, self._address_for = config.defaults, config.address_for
+        self._dns = config.dns
         if new is None:
             await self._stop_loop()
             self._settings, self._client, self._found = None, None, None
@@ -299,7 +307,9 @@ class DiscoveryRunner:
     def _publish(self) -> bool:
         """Re-derive the origins (defaults and resolve may have changed); notify on change."""
         found = self._found.origins if self._found is not None and self._settings else ()
-        origins = origin_configs(found, self._defaults, self._address_for)
+        origins = origin_configs(
+            found, self._defaults, self._address_for, settings=self._settings, dns=self._dns
+        )
         if self._settings is not None:
             self.metrics.origins.labels(PROVIDER).set(len(origins))
         if origins == self._origins:

@@ -29,7 +29,7 @@ from .observations import (
 )
 from .result import GenerationOutcome, Judgment, Negotiation, ProtocolResult, SuiteResult
 from .s2n import CloudFrontHandshake, policy_for
-from .target import DEFAULT_CLOUDFRONT_POLICY, ProbeTarget
+from .target import CloudFrontPolicy, ProbeTarget
 from .verdict import Category, CloudFrontWarning, FailureReason, Source
 
 W = CloudFrontWarning
@@ -49,7 +49,7 @@ class Policy:
     """The origin's settings that a verdict depends on (not how it was probed)."""
 
     protocols: tuple[Protocol, ...]  # OriginSslProtocols
-    cloudfront_policy: str = DEFAULT_CLOUDFRONT_POLICY  # the s2n-tls policy generation
+    cloudfront_policy: str = CloudFrontPolicy.UPSTREAM  # the s2n-tls policy generation
 
     @classmethod
     def of(cls, target: ProbeTarget) -> Policy:

@@ -8,15 +8,72 @@ from enum import StrEnum
 from .catalogue import CLOUDFRONT_PROTOCOLS, Protocol
 from .net import MAX_BYTES_PER_PROBE, is_ip_literal
 
-DEFAULT_CLOUDFRONT_POLICY = "CloudFront-Upstream"
-"""The s2n-tls policy generation CloudFront uses today; see `s2n.GENERATIONS`."""
-
 
 class ConfirmMode(StrEnum):
     """Which accepted suites get a complete handshake."""
 
     ALL = "all"  # every suite the server picks (exact matrix)
     NEGOTIATED = "negotiated"  # only the one CloudFront would negotiate (large fleets)
+
+
+class CloudFrontPolicy(StrEnum):
+    """The s2n-tls security policy generation CloudFront uses towards origins.
+
+    Named as in s2n-tls; which suites, groups and signature schemes each offers is the
+    engine's business. The oldest is the default because it is what every distribution gets
+    unless AWS says otherwise.
+    """
+
+    UPSTREAM = "CloudFront-Upstream"
+    UPSTREAM_2025 = "CloudFront-Upstream-2025"
+    UPSTREAM_2025_PQ = "CloudFront-Upstream-2025-PQ"  # adds post-quantum key exchange
+
+
+class IpAddressType(StrEnum):
+    """CloudFront's `IpAddressType` for a custom origin: which addresses it connects to."""
+
+    IPV4 = "ipv4"  # CloudFront's default
+    IPV6 = "ipv6"
+    DUALSTACK = "dualstack"
+
+
+DEFAULT_CONNECTION_ATTEMPTS = 3  # CloudFront's ConnectionAttempts default (1..3)
+DEFAULT_CONNECTION_TIMEOUT = 10.0  # CloudFront's ConnectionTimeout default, seconds (1..10)
+DEFAULT_ORIGIN_READ_TIMEOUT = 30.0  # CloudFront's OriginReadTimeout default, seconds (1..120)
+DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT = 5.0  # CloudFront's OriginKeepaliveTimeout default (1..120)
+DEFAULT_MAX_ADDRESSES = 8  # addresses of one name probed
+DEFAULT_DNS_PORT = 53
+DEFAULT_DNS_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """The certificate CloudFront presents to an origin that asks for one (origin mTLS)."""
+
+    cert_file: str  # absolute path, PEM
+    key_file: str  # absolute path, PEM
+
+
+@dataclass(frozen=True)
+class OriginRequest:
+    """The HTTP request sent after the handshake, as CloudFront would forward a viewer's."""
+
+    method: str = "GET"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value), in the configured order
+
+
+@dataclass(frozen=True)
+class DnsServer:
+    """A resolver to ask instead of the system's: an IP literal and a port."""
+
+    address: str  # IPv6 without brackets
+    port: int = DEFAULT_DNS_PORT
+
+    @property
+    def display(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -29,7 +86,9 @@ class ProbeTarget:
     protocols: tuple[Protocol, ...] = CLOUDFRONT_PROTOCOLS  # the origin's OriginSslProtocols
     ca_file: str | None = None  # trust these roots instead of Mozilla's
     address: str | None = None  # connect here instead of resolving `host` (like curl --resolve)
-    cloudfront_policy: str = DEFAULT_CLOUDFRONT_POLICY  # s2n-tls policy generation
+    cloudfront_policy: CloudFrontPolicy = CloudFrontPolicy.UPSTREAM
+    client_certificate: ClientCertificate | None = None  # presented if the origin asks
+    request: OriginRequest | None = OriginRequest()  # None: no HTTP request after the handshake
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -96,3 +155,11 @@ class ProbeOptions:
     confirm: ConfirmMode = ConfirmMode.ALL
     tls13: bool = True  # also probe TLSv1.3, for information only
     max_bytes: int = MAX_BYTES_PER_PROBE  # read from the origin, over all connections
+    connection_attempts: int = DEFAULT_CONNECTION_ATTEMPTS  # CloudFront's ConnectionAttempts
+    connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT  # the TCP connect (ConnectionTimeout)
+    origin_read_timeout: float = DEFAULT_ORIGIN_READ_TIMEOUT  # the HTTP answer
+    origin_keepalive_timeout: float = DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT
+    ip_address_type: IpAddressType = IpAddressType.IPV4
+    max_addresses: int = DEFAULT_MAX_ADDRESSES  # addresses of the name probed
+    dns_servers: tuple[DnsServer, ...] = ()  # empty: the system resolver
+    dns_timeout: float = DEFAULT_DNS_TIMEOUT
