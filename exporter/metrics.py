@@ -30,9 +30,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .engine.catalogue import CATALOGUE, Catalogue
 from .engine.chain import ChainStatus
 from .engine.result import Judgment
-from .engine.verdict import FailureReason
+from .engine.s2n import TlsLibraryInfo, tls_library
+from .engine.verdict import CloudFrontWarning, FailureReason
 from .store import OriginState, ResultStore
 from .view import Matrix, matrix
 
@@ -122,10 +124,47 @@ class ResultFamilies:
                 cipher=negotiation.suite.name,
                 group=negotiation.group or "",
             )
+        self._add_cloudfront(base, result)
         table = matrix(result)
         if table is not None:
             self._add_matrix(base, table)
         self._add_certificates(base, result)
+
+    def _add_cloudfront(self, base: dict[str, str], result: Judgment) -> None:
+        """CloudFront's own handshake (s2n-tls): the decisive one, each generation, warnings."""
+        s = self._set
+        decisive = result.cloudfront
+        if decisive is not None and decisive.handshake.completed:
+            handshake = decisive.handshake
+            s(
+                "cloudfront_handshake_info",
+                "1: CloudFront's handshake (its TLS library, under the origin's policy) completed.",
+                base,
+                1.0,
+                library=handshake.library,
+                policy=handshake.policy,
+                protocol=str(handshake.protocol or ""),
+                cipher=handshake.cipher or "",
+                group=handshake.group or "",
+            )
+        for outcome in result.generations:
+            s(
+                "cloudfront_policy_compatible",
+                "1 if CloudFront can connect under the policy generation, 0 if not.",
+                base,
+                float(outcome.compatible),
+                policy=outcome.generation,
+            )
+        if result.observations.stopped is None:
+            seen = {warning for warning, _ in result.warnings}
+            for warning in CloudFrontWarning:
+                s(
+                    "cloudfront_warning",
+                    "1 for each current warning, 0 for the others (see docs/metrics.md).",
+                    base,
+                    float(warning in seen),
+                    warning=str(warning),
+                )
 
     def _add_matrix(self, base: dict[str, str], table: Matrix) -> None:
         for column in table.columns:
@@ -462,7 +501,7 @@ def _version(distribution: str) -> str:
 
 
 def new_registry(
-    store: ResultStore, cipher_series: bool = True
+    store: ResultStore, cipher_series: bool = True, catalogue: Catalogue = CATALOGUE
 ) -> tuple[CollectorRegistry, OriginsCollector, SelfMetrics]:
     """Self-metrics and process collectors in a registry; the origins collector beside it.
 
@@ -474,7 +513,33 @@ def new_registry(
     for shared in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(shared)
     registry.register(_RenderErrors(collector))
+    registry.register(_Constants(catalogue, tls_library()))
     return registry, collector, SelfMetrics(registry)
+
+
+class _Constants(Collector):
+    """What does not change while the exporter runs: CloudFront's suites, the TLS library."""
+
+    def __init__(self, catalogue: Catalogue, library: TlsLibraryInfo) -> None:
+        suites = GaugeMetricFamily(
+            f"{PREFIX}_cloudfront_cipher_info",
+            "CloudFront's cipher suites (s2n-tls's CloudFront-Upstream), and whether AWS "
+            "documents each.",
+            labels=["cipher", "iana", "documented"],
+        )
+        for suite in catalogue.suites:
+            suites.add_metric([suite.name, suite.iana_name, str(suite.documented).lower()], 1)
+        tls = GaugeMetricFamily(
+            f"{PREFIX}_exporter_tls_library_info",
+            'The TLS library that makes CloudFront\'s handshake; library="none": the '
+            "exporter's own analysis decides.",
+            labels=["library", "version", "source"],
+        )
+        tls.add_metric([library.library, library.version, library.source], 1)
+        self._families = [suites, tls]
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 class _RenderErrors(Collector):

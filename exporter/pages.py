@@ -27,7 +27,15 @@ from .engine.verdict import FailureReason
 from .reproduce import openssl_commands
 from .store import HistoryEntry, OriginState
 from .view import Cell as ViewCell
-from .view import CellState, checklist, matrix, spoken_word
+from .view import (
+    CellState,
+    checklist,
+    handshake_line,
+    matrix,
+    reasons_with_sources,
+    spoken_word,
+    viewer_status,
+)
 
 __all__ = [
     "HISTORY_SHOWN",
@@ -112,10 +120,45 @@ class Reason:
     code: str
     summary: str
     remedy: str
+    source: str = ""  # who says it fails CloudFront: s2n-tls, aws-documentation, exporter
 
     @classmethod
-    def of(cls, reason: FailureReason) -> Reason:
-        return cls(str(reason), reason.summary, reason.remedy)
+    def of(cls, reason: FailureReason, source: str = "") -> Reason:
+        return cls(str(reason), reason.summary, reason.remedy, source)
+
+
+@dataclass(frozen=True)
+class CloudFrontView:
+    """Who decided, CloudFront's own handshake under each generation, warnings and notes."""
+
+    decided_by: str
+    library: str | None  # e.g. "s2n-tls (awscrt 0.38.1)"; None: no library here
+    library_missing: str | None  # why there is none
+    viewer_status: int | None
+    decisive: str | None  # "CloudFront-Upstream-TLS-1-0: connects: TLSv1.2 ..."
+    generations: tuple[tuple[str, bool, str], ...]  # (generation, compatible, line)
+    warnings: tuple[tuple[str, str, str], ...]  # (warning, summary, detail)
+    disagreements: tuple[str, ...]
+
+
+def _cloudfront_view(result: Judgment) -> CloudFrontView:
+    library = result.tls_library
+    return CloudFrontView(
+        decided_by=result.decided_by,
+        library=f"{library.library} ({library.source} {library.version})"
+        if library and library.library != "none"
+        else None,
+        library_missing=library.reason if library and library.library == "none" else None,
+        viewer_status=viewer_status(result),
+        decisive=f"{result.cloudfront.policy}: {handshake_line(result.cloudfront)}"
+        if result.cloudfront
+        else None,
+        generations=tuple(
+            (g.generation, g.compatible, handshake_line(g)) for g in result.generations
+        ),
+        warnings=tuple((str(w), w.summary, detail) for w, detail in result.warnings),
+        disagreements=result.disagreements,
+    )
 
 
 @dataclass(frozen=True)
@@ -655,7 +698,10 @@ def render_origin(
         status=status,
         verdict=_VERDICT_TEXT[status],
         result=_last_probe(result, now) if result else None,
-        reasons=tuple(Reason.of(r) for r in result.reasons) if result else (),
+        reasons=tuple(Reason.of(r, src) for r, src in reasons_with_sources(result))
+        if result
+        else (),
+        cloudfront=_cloudfront_view(result) if result else None,
         checks=_checks(result, now) if result else (),
         names=_name_view(result) if result else None,
         chain=_chain_view(result, now) if result else None,

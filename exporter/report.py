@@ -7,13 +7,24 @@ and ciphers), then expiry, each with PASS/FAIL, why, and what to do.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from typing import Any
 
 from .engine.catalogue import Protocol
 from .engine.certs import CertificateFacts
-from .engine.result import Judgment, ProtocolResult
+from .engine.result import GenerationOutcome, Judgment, ProtocolResult
 from .reproduce import openssl_commands
-from .view import CellState, Matrix, checklist, iso, matrix, spoken_word
+from .view import (
+    CellState,
+    Matrix,
+    checklist,
+    handshake_line,
+    iso,
+    matrix,
+    reasons_with_sources,
+    spoken_word,
+    viewer_status,
+)
 
 
 def certificate_dict(cert: CertificateFacts) -> dict[str, Any]:
@@ -83,8 +94,26 @@ def result_dict(result: Judgment) -> dict[str, Any]:
         "compatible": result.compatible,
         "legacy_only": result.legacy_only,
         "reasons": [
-            {"reason": str(r), "summary": r.summary, "remedy": r.remedy} for r in result.reasons
+            {
+                "reason": str(r),
+                "source": source,
+                "http_status": r.http_status,
+                "summary": r.summary,
+                "remedy": r.remedy,
+            }
+            for r, source in reasons_with_sources(result)
         ],
+        "viewer_status": viewer_status(result),
+        "decided_by": result.decided_by,
+        "tls_library": None if result.tls_library is None else asdict(result.tls_library),
+        "cloudfront_policy": str(result.generation),
+        "cloudfront_handshake": _generation_dict(result.cloudfront),
+        "generations": [_generation_dict(g) for g in result.generations],
+        "warnings": [
+            {"warning": str(w), "summary": w.summary, "detail": detail}
+            for w, detail in result.warnings
+        ],
+        "disagreements": list(result.disagreements),
         "error": result.error,
         "negotiated": None
         if negotiation is None
@@ -117,6 +146,51 @@ def result_dict(result: Judgment) -> dict[str, Any]:
     }
 
 
+def _cloudfront_lines(result: Judgment) -> list[str]:
+    """Who decided, CloudFront's own handshake, the other generations, warnings, notes."""
+    lines = []
+    library = result.tls_library
+    if result.cloudfront is not None:
+        lines.append(
+            f"CloudFront's handshake ({result.cloudfront.handshake.library}, "
+            f"{result.cloudfront.policy}): {handshake_line(result.cloudfront)}"
+        )
+    elif library is not None and library.library == "none":
+        lines.append(f"no s2n-tls ({library.reason}): the exporter's own analysis decides")
+    others = [g for g in result.generations if g is not result.cloudfront]
+    if others:
+        lines.append(
+            "other policy generations: "
+            + "; ".join(f"{g.generation}: {handshake_line(g)}" for g in others)
+        )
+    for warning, detail in result.warnings:
+        lines.append(f"  warning {warning}: {warning.summary} ({detail})")
+    for note in result.disagreements:
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def _generation_dict(outcome: GenerationOutcome | None) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    h = outcome.handshake
+    return {
+        "generation": outcome.generation,
+        "policy": outcome.policy,
+        "compatible": outcome.compatible,
+        "library": h.library,
+        "completed": h.completed,
+        "protocol": str(h.protocol) if h.protocol else None,
+        "cipher": h.cipher,
+        "group": h.group,
+        "error": h.error,
+        "error_detail": h.error_detail,
+        "alert": h.alert,
+        "client_certificate_requested": h.client_certificate_requested,
+        "peer_chain_certificates": len(h.peer_chain),
+    }
+
+
 def render_text(result: Judgment, now: dt.datetime) -> str:
     target = result.target
     out: list[str] = []
@@ -130,10 +204,10 @@ def render_text(result: Judgment, now: dt.datetime) -> str:
     out.append("")
     if result.compatible:
         out.append("VERDICT: CloudFront can connect to this origin.")
-        if result.legacy_only:
-            out.append("  warning: only SSLv3 or RC4/3DES suites are usable; upgrade the origin.")
     else:
-        out.append("VERDICT: CloudFront can NOT connect (HTTP 502): " + ", ".join(result.reasons))
+        reasons = ", ".join(f"{r} ({source})" for r, source in reasons_with_sources(result))
+        out.append(f"VERDICT: CloudFront can NOT connect (HTTP {viewer_status(result)}): {reasons}")
+    out.extend(_cloudfront_lines(result))
     out.append("")
     for check in checklist(result, now):
         out.append(f"[{check.mark}] {check.title}: {check.finding}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .engine.catalogue import ALL_PROTOCOLS, CLOUDFRONT_PROTOCOLS, CipherSuite, Protocol
-from .engine.result import Judgment, ProtocolResult
+from .engine.result import GenerationOutcome, Judgment, ProtocolResult
 from .engine.verdict import Category, FailureReason
 
 
@@ -246,6 +246,33 @@ def _dates_check(judgment: Judgment, now: dt.datetime) -> Check | None:
     if reasons:
         finding = f"{', '.join(reasons)}: {finding}"
     return Check("Certificate dates", Category.DATES, not reasons, finding, reasons)
+
+
+def viewer_status(judgment: Judgment) -> int | None:
+    """The HTTP status viewers get from CloudFront: 504 when it gives up waiting, else 502;
+    None when CloudFront can connect."""
+    if judgment.compatible:
+        return None
+    statuses = [r.http_status for r in judgment.reasons]
+    return 504 if 504 in statuses else 502
+
+
+def reasons_with_sources(judgment: Judgment) -> tuple[tuple[FailureReason, str], ...]:
+    """Each reason with who says it fails CloudFront (s2n-tls, AWS's documentation, or the
+    exporter's own analysis when there is no s2n-tls to ask)."""
+    sources = judgment.sources or ("exporter",) * len(judgment.reasons)
+    return tuple((r, str(s)) for r, s in zip(judgment.reasons, sources, strict=True))
+
+
+def handshake_line(outcome: GenerationOutcome) -> str:
+    """CloudFront's handshake under one generation, in one line."""
+    h = outcome.handshake
+    if h.completed:
+        group = f", group {h.group}" if h.group else ""
+        verdict = "connects" if outcome.compatible else "connects, but AWS documents a 502"
+        return f"{verdict}: {h.protocol} {h.cipher}{group}"
+    alert = f", alert {h.alert}" if h.alert is not None else ""
+    return f"fails: {h.error}{alert}"
 
 
 def iso(moment: dt.datetime | float) -> str:

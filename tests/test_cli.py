@@ -49,8 +49,8 @@ def test_check_compatible_exits_0_with_a_readable_report(origins: TestOrigins) -
         "[PASS] Certificate chain:",
         "[PASS] Certificate dates:",
         "#0 leaf: CN=good.test",
-        f"openssl s_client -tls1 -cipher ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA:AES256-SHA:"
-        f"AES128-SHA:DES-CBC3-SHA:RC4-MD5:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA "
+        f"openssl s_client -tls1 -cipher ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
+        f"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:AES256-SHA:AES128-SHA:DES-CBC3-SHA:RC4-MD5 "
         f"-connect 127.0.0.1:{origins['good'].port} -servername good.test",
     ):
         assert line in out, line

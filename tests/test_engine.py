@@ -9,6 +9,7 @@ from exporter.engine.chain import ChainStatus
 from exporter.engine.probe import Engine
 from exporter.engine.result import Judgment
 from exporter.engine.target import ConfirmMode, ProbeTarget
+from exporter.engine.verdict import CloudFrontWarning as W
 from exporter.engine.verdict import FailureReason as R
 from tests.origins import TestOrigins
 from tests.support.probing import run_probe
@@ -37,6 +38,10 @@ def test_good_origin_is_compatible_with_the_exact_matrix(
         "ECDHE-RSA-AES256-SHA384",
         "ECDHE-RSA-AES128-GCM-SHA256",
         "ECDHE-RSA-AES128-SHA256",
+        # s2n-tls's CloudFront-Upstream offers these three too; AWS does not document them.
+        "AES256-GCM-SHA384",
+        "AES128-GCM-SHA256",
+        "AES128-SHA256",
     }
     sslv3 = result.protocol(Protocol.SSLv3)
     assert sslv3 is not None
@@ -93,10 +98,10 @@ def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrig
     # (3 accepted + 1) for TLSv1.2, the first of them CloudFront's own hello (the same offer)
     # + 1 each for TLSv1 and TLSv1.1 (refused with a protocol_version alert: no broad offer
     # needed) + (1 + broad) for SSLv3 (OpenSSL 3, built without it, answers handshake_failure)
-    # + 1 confirmation of the negotiated suite.
-    assert result.connections == 4 + 2 * 1 + 2 + 1
+    # + 1 confirmation of the negotiated suite + 3 s2n-tls handshakes (one per generation).
+    assert result.connections == 4 + 2 * 1 + 2 + 1 + 3
     reused = [
-        line for line in result.log if "TLSv1.2: offered 16 suites (CloudFront's hello)" in line
+        line for line in result.log if "TLSv1.2: offered 19 suites (CloudFront's hello)" in line
     ]
     assert len(reused) == 1, result.log
     skipped = [line for line in result.log if "protocol_version alert: protocol not spoken" in line]
@@ -107,8 +112,14 @@ def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrig
 
 
 def test_policy_restricts_what_counts(engine: Engine, origins: TestOrigins) -> None:
+    """OriginSslProtocols TLSv1 on a TLSv1.2 origin: AWS's documentation says no common
+    protocol, but the policy is s2n-tls's CloudFront-Upstream-TLS-1-0, a *minimum*, and s2n-tls
+    negotiates TLSv1.2. CloudFront's library decides; the disagreement is said, and warned."""
     result = run_probe(engine, origins["modern"].target(protocols=(Protocol.TLSv1,)))
-    assert result.reasons == (R.NO_COMMON_PROTOCOL,)
+    assert result.reasons == ()
+    assert result.decided_by == "s2n-tls"
+    assert [w for w, _ in result.warnings] == [W.NEGOTIATED_OUTSIDE_POLICY]
+    assert any("no_common_protocol" in note for note in result.disagreements)
     # The matrix is still measured outside the policy, so the remedy can say what works.
     assert accepted(result, Protocol.TLSv1_2)
 
@@ -291,12 +302,17 @@ def test_dns_failure(engine: Engine) -> None:
 
 
 def test_catalogue_is_cloudfronts() -> None:
-    assert len(CATALOGUE.suites) == 16
-    assert {s.code for s in CATALOGUE.suites} == {
+    assert len(CATALOGUE.suites) == 19
+    assert {s.code for s in CATALOGUE.suites if s.documented} == {
         0xC02C, 0xC024, 0xC00A, 0xC02B, 0xC023, 0xC009, 0xC030, 0xC028,
         0xC014, 0xC02F, 0xC027, 0xC013, 0x0035, 0x002F, 0x000A, 0x0004,
     }  # fmt: skip
-    assert len(CATALOGUE.suites_for(Protocol.TLSv1_2)) == 16
+    assert {s.name for s in CATALOGUE.suites if not s.documented} == {
+        "AES256-GCM-SHA384",
+        "AES128-GCM-SHA256",
+        "AES128-SHA256",
+    }
+    assert len(CATALOGUE.suites_for(Protocol.TLSv1_2)) == 19
     assert len(CATALOGUE.suites_for(Protocol.TLSv1)) == 8
     assert [s.name for s in CATALOGUE.suites_for(Protocol.SSLv3)] == [
         "AES256-SHA",

@@ -95,7 +95,8 @@ def judge(
         if observations.tls_library is not None or stop is None:
             note(f"decided without s2n-tls: {usable}")
     else:
-        decision = _decide(own, usable.handshake, protocols, chain)
+        stale = now.timestamp() > observations.started_at + observations.duration_seconds + 60
+        decision = _decide(own, usable.handshake, stale)
     reasons = decision.reasons
     compatible = not reasons and stop is None
     return Judgment(
@@ -167,26 +168,26 @@ def _s2n_reason(handshake: CloudFrontHandshake) -> FailureReason:
 
 
 def _decide(
-    own: tuple[FailureReason, ...],
-    handshake: CloudFrontHandshake,
-    protocols: Sequence[ProtocolResult],
-    chain: ChainAnalysis | None,
+    own: tuple[FailureReason, ...], handshake: CloudFrontHandshake, stale: bool
 ) -> _Decision:
     """s2n-tls's pass/fail decides; the exporter's analysis explains, never contradicts it.
 
     Passing, only a condition AWS documents as a 502 cause (a chain out of order) still fails;
-    every other finding of the exporter's becomes a warning or a stated disagreement."""
+    every other finding of the exporter's becomes a warning or a stated disagreement. Judged
+    later than the probe (`stale`), a certificate that has expired since fails too: s2n-tls
+    checked the dates of then."""
     policy = handshake.policy
     if handshake.completed:
+        since = tuple(r for r in own if stale and r.category is Category.DATES)
         documented = tuple(r for r in own if r is FailureReason.WRONG_ORDER)
-        overruled = tuple(r for r in own if r not in documented)
+        overruled = tuple(r for r in own if r not in documented and r not in since)
         notes = tuple(
             f"s2n-tls completes CloudFront's handshake under {policy}, but the exporter's own "
             f"analysis finds {r} ({r.summary})"
             for r in overruled
         )
-        sources = (Source.AWS_DOCUMENTATION,) * len(documented)
-        return _Decision(documented, sources, overruled, notes)
+        sources = (Source.AWS_DOCUMENTATION,) * len(documented) + (Source.EXPORTER,) * len(since)
+        return _Decision(documented + since, sources, overruled, notes)
     stage = _failing_stage(handshake)
     explaining = tuple(r for r in own if _STAGES[r.category] >= stage)
     contradicting = tuple(r for r in own if _STAGES[r.category] < stage)

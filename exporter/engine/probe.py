@@ -182,15 +182,14 @@ class _Run:
 
     async def phases(self) -> None:
         endpoint = await self.resolve()
-        # CloudFront's own handshakes (s2n-tls) run beside everything else, within the
-        # origin's connection limit: they cost connections, not round trips.
-        library = asyncio.ensure_future(self.cloudfront(endpoint))
+        library: list[asyncio.Future[None]] = []
         try:
-            await self.tls_phases(endpoint)
-            await library
+            await self.tls_phases(endpoint, library)
+            await asyncio.gather(*library)
         finally:
-            library.cancel()
-            await asyncio.gather(library, return_exceptions=True)
+            for task in library:
+                task.cancel()
+            await asyncio.gather(*library, return_exceptions=True)
 
     async def cloudfront(self, endpoint: Endpoint) -> None:
         """CloudFront's handshake as its TLS library makes it, under each policy generation."""
@@ -222,11 +221,16 @@ class _Run:
                 "s2n-tls", policy, False, error="timeout", error_detail=str(exc)
             )
 
-    async def tls_phases(self, endpoint: Endpoint) -> None:
+    async def tls_phases(self, endpoint: Endpoint, library: list[asyncio.Future[None]]) -> None:
+        """Everything after resolving; CloudFront's own handshakes (s2n-tls) are started into
+        `library` once its hello shows TLS spoken, beside the enumerations, within the
+        origin's connection limit: they cost connections, not round trips."""
         catalogue = self.engine.catalogue
         name = self.target.server_name
         policy = tuple(p for p in catalogue.protocols if p in self.target.protocols)
         spec, hello = await self.hello(endpoint, policy)
+        if isinstance(hello, ServerHelloInfo) or hello.alert is not None:
+            library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
         negotiated = _negotiated(hello, policy, catalogue)
         # CloudFront's hello is, byte for byte but the random, the first offer of the highest
         # protocol's enumeration whenever the policy's suites are that protocol's: its answer
@@ -242,6 +246,8 @@ class _Run:
             self.enumerations = await self.enumerate(
                 endpoint, pending, policy[-1], hello if reusable else None
             )
+            if not library and endpoint.tls_seen:  # its hello was refused, another was not
+                library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
             if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
                 # Not one TLS byte on any connection, whatever was offered: something accepts
                 # TCP (a port forwarder with nothing behind it, a firewall) but no TLS server

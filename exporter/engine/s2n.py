@@ -833,7 +833,8 @@ class _Session:
 
 
 def _library_label(library: _Library) -> str:
-    return f"s2n-tls (awscrt {library.version})" if library.version else "s2n-tls (awscrt)"
+    """The `library` label value; its version is on `origin_tls_exporter_tls_library_info`."""
+    return "s2n-tls"
 
 
 def _leaf_common_names(chain: tuple[bytes, ...]) -> tuple[str, ...]:
