@@ -134,6 +134,15 @@ class TestOrigins:
             nocipher.key,
             ciphers="ECDHE-RSA-CHACHA20-POLY1305",
         )
+        undocumented = pki.leaf("undocumented.test")
+        site(
+            "undocumented_only",
+            "undocumented.test",
+            [undocumented, inter],
+            undocumented.key,
+            protocols=("TLSv1.2",),
+            ciphers="AES128-GCM-SHA256:AES256-GCM-SHA384",
+        )
         tls13 = pki.leaf("tls13.test")
         site("no_common_protocol", "tls13.test", [tls13, inter], tls13.key, protocols=("TLSv1.3",))
         ecdsa = pki.leaf("ecdsa.test", key_kind="p256")

@@ -25,6 +25,7 @@ R = FailureReason
 #: recording -> (reasons, legacy_only, chain status or None)
 EXPECTED: dict[str, tuple[tuple[FailureReason, ...], bool, str | None]] = {
     "good": ((), False, "ok"),
+    "undocumented_only": ((), False, "ok"),
     "modern": ((), False, "ok"),
     "ecdsa": ((), False, "ok"),
     "wildcard": ((), False, "ok"),

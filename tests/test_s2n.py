@@ -23,15 +23,13 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from tlslite.constants import ExtensionType
 from tlslite.messages import ClientHello
 from tlslite.utils.codec import Parser
 
 from exporter.demo.legacy import LegacyConfig
-from exporter.demo.pki import DAY, NOW, DemoPKI, Issued, issue, new_key, write_chain
+from exporter.demo.pki import DemoPKI, Issued, issue, write_chain
 from exporter.engine import s2n
 from exporter.engine.catalogue import (
     CATALOGUE,
@@ -48,6 +46,25 @@ from tests.servers.broken import PlainHTTPServer, SilentServer, closed_port
 from tests.servers.capture import HelloCaptureServer
 from tests.servers.ssl_origin import SSLOrigin
 from tests.servers.tlslite_origins import LegacyNoEMSServer, ModernTlsliteServer
+from tests.support.chains import (
+    CertCase,
+    case_ca_bc_non_critical,
+    case_ca_without_bc,
+    case_ecdsa_leaf,
+    case_expired,
+    case_md5_intermediate,
+    case_md5_leaf,
+    case_missing_intermediate,
+    case_not_yet_valid,
+    case_root_before_intermediate,
+    case_rsa1024_leaf,
+    case_self_signed,
+    case_sha1_intermediate,
+    case_sha1_leaf,
+    case_trusted_root_signs_leaf,
+    case_unrelated_before_intermediate,
+    case_untrusted_root_signs_leaf,
+)
 
 pytestmark = pytest.mark.skipif(
     s2n.tls_library().library != "s2n-tls",
@@ -450,153 +467,30 @@ def test_the_pq_policies_negotiate_ml_kem_hybrids(
 
 # --- certificates -------------------------------------------------------------------------------
 
-_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
-_WEAK_RSA = {"sha1": "06092a864886f70d010105", "md5": "06092a864886f70d010104"}
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes([tag, size]) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + body
-
-
-def _resign(cert: x509.Certificate, issuer: Issued, digest: str) -> bytes:
-    """`cert` re-signed by `issuer` with SHA-1 or MD5 (cryptography refuses to sign those)."""
-    assert isinstance(issuer.key, rsa.RSAPrivateKey)
-    oid = bytes.fromhex(_WEAK_RSA[digest])
-    tbs = cert.tbs_certificate_bytes
-    assert tbs.count(_SHA256_RSA) == 1
-    tbs = tbs.replace(_SHA256_RSA, oid)
-    algorithm: hashes.HashAlgorithm = hashes.SHA1() if digest == "sha1" else hashes.MD5()
-    signature = issuer.key.sign(tbs, padding.PKCS1v15(), algorithm)
-    der = _der(0x30, tbs + _der(0x30, oid + b"\x05\x00") + _der(0x03, b"\x00" + signature))
-    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
-
-
-def _intermediate(pki: DemoPKI, *, basic_constraints: str) -> Issued:
-    """An intermediate under the trusted root whose basicConstraints are non-critical/absent."""
-    key = new_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Odd CA")]))
-        .issuer_name(pki.root.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - DAY)
-        .not_valid_after(NOW + 30 * DAY)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.root.key.public_key()), False
-        )
-    )
-    if basic_constraints == "non-critical":
-        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), False)
-    return Issued(builder.sign(pki.root.key, hashes.SHA256()), key, pki.root)
-
-
-CertCase = Callable[[DemoPKI, Issued], tuple[list[bytes], bytes]]
-
-
-def _case_sha1_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [_resign(leaf.cert, pki.intermediate, "sha1"), pki.intermediate.pem], leaf.key_pem
-
-
-def _case_md5_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [_resign(leaf.cert, pki.intermediate, "md5"), pki.intermediate.pem], leaf.key_pem
-
-
-def _case_sha1_intermediate(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [leaf.pem, _resign(pki.intermediate.cert, pki.root, "sha1")], leaf.key_pem
-
-
-def _case_md5_intermediate(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [leaf.pem, _resign(pki.intermediate.cert, pki.root, "md5")], leaf.key_pem
-
-
-def _case_ca_bc_non_critical(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    ca = _intermediate(pki, basic_constraints="non-critical")
-    cert = issue(HOST, issuer=ca, sans=[HOST])
-    return [cert.pem, ca.pem], cert.key_pem
-
-
-def _case_ca_without_bc(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    ca = _intermediate(pki, basic_constraints="absent")
-    cert = issue(HOST, issuer=ca, sans=[HOST])
-    return [cert.pem, ca.pem], cert.key_pem
-
-
-def _case_root_before_intermediate(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [leaf.pem, pki.root.pem, pki.intermediate.pem], leaf.key_pem
-
-
-def _case_unrelated_before_intermediate(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [leaf.pem, pki.other_intermediate.pem, pki.intermediate.pem], leaf.key_pem
-
-
-def _case_missing_intermediate(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    return [leaf.pem], leaf.key_pem
-
-
-def _case_untrusted_root_signs_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = issue(HOST, issuer=pki.other_root, sans=[HOST])
-    return [cert.pem, pki.other_root.pem], cert.key_pem
-
-
-def _case_trusted_root_signs_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = issue(HOST, issuer=pki.root, sans=[HOST])
-    return [cert.pem], cert.key_pem
-
-
-def _case_self_signed(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = issue(HOST, sans=[HOST])
-    return [cert.pem], cert.key_pem
-
-
-def _case_expired(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = pki.leaf(HOST, not_before=NOW - 400 * DAY, not_after=NOW - DAY)
-    return [cert.pem, pki.intermediate.pem], cert.key_pem
-
-
-def _case_not_yet_valid(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = pki.leaf(HOST, not_before=NOW + DAY, not_after=NOW + 400 * DAY)
-    return [cert.pem, pki.intermediate.pem], cert.key_pem
-
-
-def _case_ecdsa_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = pki.leaf(HOST, key_kind="p256")
-    return [cert.pem, pki.intermediate.pem], cert.key_pem
-
-
-def _case_rsa1024_leaf(pki: DemoPKI, leaf: Issued) -> tuple[list[bytes], bytes]:
-    cert = pki.leaf(HOST, key_kind="rsa1024")
-    return [cert.pem, pki.intermediate.pem], cert.key_pem
-
 
 @pytest.mark.parametrize(
     ("case", "policy", "error"),
     [
-        (_case_sha1_leaf, TODAY, None),
-        (_case_sha1_leaf, GEN_2025, None),  # TLS 1.3 included: no SHA-1 ban in this policy
-        (_case_sha1_intermediate, TODAY, None),
-        (_case_md5_leaf, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_md5_leaf, GEN_2025, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_md5_intermediate, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_ca_bc_non_critical, TODAY, None),
-        (_case_ca_without_bc, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_root_before_intermediate, TODAY, None),
-        (_case_unrelated_before_intermediate, TODAY, None),
-        (_case_missing_intermediate, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_untrusted_root_signs_leaf, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_trusted_root_signs_leaf, TODAY, None),
-        (_case_self_signed, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
-        (_case_expired, TODAY, "S2N_ERR_CERT_EXPIRED"),
-        (_case_not_yet_valid, TODAY, "S2N_ERR_CERT_NOT_YET_VALID"),
-        (_case_ecdsa_leaf, TODAY, None),
-        (_case_rsa1024_leaf, TODAY, None),
+        (case_sha1_leaf, TODAY, None),
+        (case_sha1_leaf, GEN_2025, None),  # TLS 1.3 included: no SHA-1 ban in this policy
+        (case_sha1_intermediate, TODAY, None),
+        (case_md5_leaf, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_md5_leaf, GEN_2025, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_md5_intermediate, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_ca_bc_non_critical, TODAY, None),
+        (case_ca_without_bc, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_root_before_intermediate, TODAY, None),
+        (case_unrelated_before_intermediate, TODAY, None),
+        (case_missing_intermediate, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_untrusted_root_signs_leaf, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_trusted_root_signs_leaf, TODAY, None),
+        (case_self_signed, TODAY, "S2N_ERR_CERT_UNTRUSTED"),
+        (case_expired, TODAY, "S2N_ERR_CERT_EXPIRED"),
+        (case_not_yet_valid, TODAY, "S2N_ERR_CERT_NOT_YET_VALID"),
+        (case_ecdsa_leaf, TODAY, None),
+        (case_rsa1024_leaf, TODAY, None),
     ],
-    ids=lambda value: value.__name__.removeprefix("_case_") if callable(value) else str(value),
+    ids=lambda value: value.__name__.removeprefix("case_") if callable(value) else str(value),
 )
 def test_what_s2n_accepts_in_a_certificate_chain(
     case: CertCase,
