@@ -381,10 +381,14 @@ def test_notifications_carry_rendered_annotations_and_runbooks(stack: Stack) -> 
     assert mismatch.labels["reason"] == "name_mismatch"
     assert mismatch.labels["severity"] == "critical"
     assert mismatch.annotations["summary"] == (
-        "CloudFront cannot connect to origin name-mismatch: certificate name mismatch"
+        "CloudFront cannot connect to origin name-mismatch: certificate name mismatch (HTTP 502)"
     )
     assert mismatch.annotations["runbook"] == FailureReason.NAME_MISMATCH.remedy
-    assert mismatch.annotations["runbook_url"].endswith("docs/alerts.md#origintlsnamemismatch")
+    assert mismatch.annotations["runbook_url"].endswith("docs/alerts#origintlsnamemismatch")
+    # host and SNI joined from origin_tls_origin_info (the demo's host is the SNI)
+    assert mismatch.labels["host"] == mismatch.labels["sni"]
+    assert mismatch.labels["host"].endswith(".demo.test")
+    assert f"Origin host {mismatch.labels['host']}, SNI " in mismatch.annotations["description"]
     chain = by_name[("missing-intermediate", "OriginTLSIncompleteChain")]
     assert chain.annotations["runbook"] == FailureReason.MISSING_INTERMEDIATE.remedy
     soon = by_name[("expiring-soon", "OriginTLSCertificateExpiringSoon")]
@@ -472,3 +476,118 @@ def test_every_dashboard_query_returns_data(stack: Stack, path: Path) -> None:
             if not stack.prometheus.query(expr):
                 empty.append(f"{selection}: {query.panel} [{query.ref}]: {expr}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
+
+
+# --- a dead exporter must not look like an all-clear --------------------------------------------
+
+#: the shipped durations divided by this: 5m -> 6s, 10m -> 12s, 15m -> 18s, 1h -> 72s
+TIME_SCALE = 50
+#: the demo origins' critical alerts with the shortest shipped `for:` (5m -> 6s)
+KILL_WATCHED = {
+    ("name-mismatch", "OriginTLSNameMismatch"),
+    ("missing-intermediate", "OriginTLSIncompleteChain"),
+    ("no-common-cipher", "OriginTLSNoCommonCipher"),
+    ("self-signed", "OriginTLSUntrustedCertificate"),
+}
+
+
+def duration_seconds(text: str) -> float:
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    assert match, text
+    hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return hours * 3600.0 + minutes * 60 + secs
+
+
+def scaled_rules(workdir: Path, factor: int) -> tuple[list[Path], dict[str, dict[str, float]]]:
+    """Copies of the shipped rule files with every `for:` and `keep_firing_for:` divided by
+    `factor` (the shipped ratios between them kept), and those scaled durations per alert."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out, durations = [], {}
+    for path in RULES:
+        document = yaml.safe_load(path.read_text())
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                for key in ("for", "keep_firing_for"):
+                    if key in rule:
+                        scaled = duration_seconds(rule[key]) / factor
+                        rule[key] = f"{int(scaled * 1000)}ms"
+                        durations.setdefault(rule["alert"], {})[key] = scaled
+        copy = workdir / path.name
+        copy.write_text(yaml.safe_dump(document, sort_keys=False))
+        out.append(copy)
+    return out, durations
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_killing_the_exporter_keeps_origin_alerts_firing_and_pages(tmp_path: Path) -> None:
+    """The demo's broken origins fire; the exporter is killed (SIGKILL, its series go stale at
+    the next scrape). Within the origin alerts' keep_firing_for, no `resolved` reaches the
+    receiver for them, and OriginTLSExporterDown reaches the pager as critical before it ends.
+    Afterwards they do resolve: the receiver gets `resolved` notifications, so their absence
+    above is the rule's doing."""
+    rules, durations = scaled_rules(tmp_path / "rules", TIME_SCALE)
+    keep = durations["OriginTLSNameMismatch"]["keep_firing_for"]
+    down_for = durations["OriginTLSExporterDown"]["for"]
+    assert "keep_firing_for" not in durations["OriginTLSExporterDown"]
+    assert {durations[name]["keep_firing_for"] for _, name in KILL_WATCHED} == {keep}
+    with (
+        WebhookReceiver() as webhook,
+        ExporterProcess(["demo", "--interval", "2s"], tmp_path / "demo.log") as demo,
+        AlertmanagerProcess(tmp_path / "alertmanager", alertmanager_config(webhook.url)) as am,
+        PrometheusProcess(
+            tmp_path / "prometheus",
+            [f"127.0.0.1:{demo.port}"],
+            rule_files=rules,
+            alertmanagers=[am.address],
+        ) as prometheus,
+    ):
+
+        def notified(status: str) -> set[tuple[str, str]]:
+            return {
+                (n.labels.get("origin") or n.labels.get("instance", ""), n.alertname)
+                for n in webhook.notifications()
+                if n.status == status
+            }
+
+        deadline = time.monotonic() + 60
+        while not notified("firing") >= KILL_WATCHED:
+            assert time.monotonic() < deadline, (notified("firing"), prometheus.log()[-2000:])
+            time.sleep(0.2)
+        assert demo.process is not None
+        demo.process.kill()
+        demo.process.wait(10)
+        killed = time.monotonic()
+        target = f"127.0.0.1:{demo.port}"
+
+        # Until keep_firing_for is nearly over (the conditions went empty at the first failed
+        # scrape, 1 s after the kill at most), and at least until the exporter-down page is due:
+        # the origin alerts stay firing, nothing resolves.
+        window = max(keep - 2, down_for + 6)
+        paged = None
+        while time.monotonic() < killed + window:
+            resolved = notified("resolved") & KILL_WATCHED
+            assert not resolved, f"resolved {time.monotonic() - killed:.1f}s after the kill"
+            for n in webhook.notifications():
+                if n.alertname == "OriginTLSExporterDown" and n.status == "firing" and not paged:
+                    paged = (time.monotonic() - killed, n)
+            time.sleep(0.2)
+        firing = {
+            (r["metric"]["origin"], r["metric"]["alertname"])
+            for r in prometheus.query('ALERTS{alertstate="firing"}')
+            if "origin" in r["metric"]
+        }
+        assert firing >= KILL_WATCHED
+        assert paged is not None, f"OriginTLSExporterDown not notified within {window:.0f}s"
+        after, notification = paged
+        assert after > down_for, "the exporter-down alert fired before its `for:`"
+        assert notification.labels["severity"] == "critical"
+        assert notification.labels["instance"] == target
+        assert notification.path == RECEIVER["critical"]
+
+        # Once keep_firing_for is over they resolve (the exporter is still down).
+        deadline = killed + keep + 20
+        while not notified("resolved") >= KILL_WATCHED:
+            assert time.monotonic() < deadline, ("never resolved", notified("resolved"))
+            time.sleep(0.2)
+        assert ("127.0.0.1:" + str(demo.port), "OriginTLSExporterDown") not in notified("resolved")
