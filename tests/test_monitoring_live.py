@@ -25,7 +25,8 @@ import yaml
 
 from exporter.engine.verdict import FailureReason
 from tests.alertmanager_process import AlertmanagerProcess, Notification, WebhookReceiver
-from tests.daemon_process import ExporterProcess, http
+from tests.daemon_process import ExporterProcess, http, parse_exposition
+from tests.pending_metrics import PENDING_METRICS, RETIRED_METRICS
 from tests.prometheus_process import PrometheusProcess
 from tests.servers import free_port
 
@@ -80,6 +81,7 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1m", "__ra
 EMPTY_ALLOWED = {
     ("good", "Firing alerts"): "no alert fires for the healthy origin, by design",
     ("good", "Origins CloudFront cannot connect to"): "lists failing origins only, by design",
+    ("good", "CloudFront warnings"): "the demo's healthy origin has no warning",
 }
 
 
@@ -169,9 +171,10 @@ def test_dashboards_are_grafana_models_with_the_variables() -> None:
         assert found["datasource"]["type"] == "datasource"
         assert found["datasource"]["query"] == "prometheus"
         origin = found["origin"]
-        assert origin["multi"]
-        assert origin["includeAll"]
-        assert "allValue" not in origin, "All must expand to the filtered list, not .*"
+        if dashboard["uid"] == "origin-tls-overview":
+            assert origin["multi"]
+            assert origin["includeAll"]
+            assert "allValue" not in origin, "All must expand to the filtered list, not .*"
         assert "origin_tls_origin_info" in variable_query(origin)
         assert "$filter_label" in variable_query(found["filter_value"])
         ids = [panel["id"] for panel in panels(dashboard)]
@@ -188,8 +191,62 @@ def test_dashboards_are_grafana_models_with_the_variables() -> None:
     assert uids == {"origin-tls-overview", "origin-tls-origin"}
 
 
+def test_origin_dashboard_shows_one_origin() -> None:
+    """The origin detail dashboard is about one origin: no `All` (which made the protocol x
+    cipher table an OR over the fleet), a default that is a real origin (the first listed, the
+    failing ones first), and every query selects exactly that origin."""
+    dashboard = load_dashboard(REPO / "grafana" / "dashboards" / "origin-tls-origin.json")
+    origin = variables(dashboard)["origin"]
+    assert origin["multi"] is False
+    assert origin["includeAll"] is False
+    assert "allValue" not in origin
+    assert origin["current"] == {}, "no saved selection: Grafana takes the first origin listed"
+    assert origin["sort"] == 0, "keep the query's order: failing origins first"
+    assert variable_query(origin).startswith(
+        "query_result(sort(max by (origin) (origin_tls_cloudfront_compatible)"
+    )
+    found = queries(REPO / "grafana" / "dashboards" / "origin-tls-origin.json")
+    assert len(found) >= 30
+    for query in found:
+        if query.panel == "Firing alerts":
+            assert 'origin="$origin"' in query.expr, query
+            continue
+        # every selector of an origin_tls series names the origin exactly
+        selectors = re.findall(r"\b(origin_tls[a-z_:0-9]*)(\{[^}]*\})?", query.expr)
+        assert selectors, query
+        for name, labels in selectors:
+            assert 'origin="$origin"' in labels, (query, name)
+        assert 'origin=~"$origin"' not in query.expr, query
+    for panel in panels(dashboard):
+        assert "repeat" not in panel, panel["title"]
+
+
+def test_dashboards_show_the_issue_panels() -> None:
+    """Since when, per address, warnings, policies, HTTP; the renamed key size."""
+    used = {path.name: " ".join(q.expr for q in queries(path)) for path in DASHBOARDS}
+    origin, overview = used["origin-tls-origin.json"], used["origin-tls-overview.json"]
+    for metric in (
+        "origin_tls_cloudfront_verdict_changed_timestamp_seconds",
+        "origin_tls_address_compatible",
+        "origin_tls_cloudfront_warning",
+        "origin_tls_cloudfront_policy_compatible",
+        "origin_tls_http_status_code",
+        "origin_tls_http_first_byte_seconds",
+        "origin_tls_cert_key_size",
+    ):
+        assert metric in origin, metric
+    for metric in (
+        "origin_tls_cloudfront_verdict_changed_timestamp_seconds",
+        "origin_tls_cloudfront_warning",
+    ):
+        assert metric in overview, metric
+    for text in used.values():
+        for retired in RETIRED_METRICS:
+            assert retired not in text, retired
+
+
 def test_dashboards_use_only_contract_metrics_and_recording_rules() -> None:
-    known = contract_metrics() | recorded() | {"ALERTS"}
+    known = contract_metrics() | recorded() | {"ALERTS"} | PENDING_METRICS
     for path in DASHBOARDS:
         for query in queries(path):
             names = set(re.findall(r"\b(origin_tls[a-z_:0-9]*|ALERTS)\b", query.expr))
@@ -456,12 +513,24 @@ def test_variable_queries_find_the_demo_origins(stack: Stack, path: Path) -> Non
     assert variable_values(stack, found["origin"], narrowed) == ["expired", "good"]
 
 
+def not_exported_yet(stack: Stack, expr: str) -> set[str]:
+    """The metrics of `expr` that the exporter is about to expose (tests/pending_metrics.py)
+    and the running one does not yet: a query may be empty for them, and for nothing else."""
+    exposed = {name for name, _ in parse_exposition(stack.demo.get("/metrics").body)}
+    names = set(re.findall(r"\b(origin_tls[a-z_0-9]*)\b", expr))
+    return (names & PENDING_METRICS) - exposed
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_every_dashboard_query_returns_data(stack: Stack, path: Path) -> None:
-    # `All` expands to the alternation of the origin variable's values, as Grafana does.
-    selections = {"all origins": "(" + "|".join(DEMO_ORIGINS) + ")", "good": "good"}
+    if path.name == "origin-tls-overview.json":
+        # `All` expands to the alternation of the origin variable's values, as Grafana does.
+        selections = {"all origins": "(" + "|".join(DEMO_ORIGINS) + ")", "good": "good"}
+    else:  # one origin at a time
+        selections = {"good": "good", "name-mismatch": "name-mismatch"}
     empty = []
+    pending = set()
     for selection, origin in selections.items():
         values = {
             **BUILTINS,
@@ -474,8 +543,14 @@ def test_every_dashboard_query_returns_data(stack: Stack, path: Path) -> None:
                 continue
             expr = substitute(query.expr, values)
             if not stack.prometheus.query(expr):
+                missing = not_exported_yet(stack, expr)
+                if missing:
+                    pending |= missing
+                    continue
                 empty.append(f"{selection}: {query.panel} [{query.ref}]: {expr}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
+    if pending:
+        print(f"{path.name}: empty until the exporter exposes {sorted(pending)}")
 
 
 # --- a dead exporter must not look like an all-clear --------------------------------------------
