@@ -12,7 +12,8 @@
 # Needs BuildKit (the default builder since Docker 23) for RUN --mount.
 
 # ---------------------------------------------------------------------------------------------
-# builder: the project's wheel and a wheel of every dependency, in /wheels.
+# builder: the project's wheel and every dependency as requirements.lock pins it (hashes
+# checked: pip --require-hashes), in /wheels.
 FROM python:3.11-slim-bookworm AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -21,13 +22,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 # The same list as CONTEXT_FILES in scripts/docker-build-steps.sh.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY exporter ./exporter
 RUN --mount=type=bind,source=scripts/docker-build-steps.sh,target=/build-steps.sh \
     bash /build-steps.sh wheels /src /wheels
 
 # ---------------------------------------------------------------------------------------------
-# final: a virtualenv installed from those wheels only, owned by root, run as uid 10001.
+# final: a virtualenv installed from those wheels only (the lock's hashes checked again, then
+# the project with --no-deps), owned by root, run as uid 10001.
 FROM python:3.11-slim-bookworm
 
 LABEL org.opencontainers.image.title="origin-tls-exporter" \

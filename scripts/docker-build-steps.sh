@@ -4,8 +4,10 @@
 # The Dockerfile runs this very script (bind-mounted into each stage), so what CI runs here
 # without a Docker engine is what `docker build` runs:
 #
-#   wheels SRC WHEELS      builder stage: the project's wheel and a wheel of every dependency
-#   install WHEELS VENV    final stage: a fresh virtualenv from those wheels only (--no-index)
+#   wheels SRC WHEELS      builder stage: the project's wheel, and every dependency as pinned and
+#                          hash-checked by SRC/requirements.lock (copied into WHEELS)
+#   install WHEELS VENV    final stage: a fresh virtualenv from those wheels only (--no-index),
+#                          the lock's hashes checked again, the project with --no-deps
 #   smoke VENV CONFIG      final stage: the installed command starts and accepts CONFIG
 #   all                    all three in a temporary directory, from a copy of exactly the files
 #                          the Dockerfile copies into the builder (CONTEXT_FILES), with this
@@ -18,19 +20,23 @@ set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 # What the Dockerfile's builder stage COPYs from the build context (besides this script);
 # tests/test_deploy.py checks that the two lists agree and that .dockerignore lets them through.
-CONTEXT_FILES=(pyproject.toml README.md exporter)
+CONTEXT_FILES=(pyproject.toml README.md requirements.lock exporter)
 
 usage() {
-    sed -n '2,15p' "$0" >&2
+    sed -n '2,17p' "$0" >&2
     exit 2
 }
 
 step_wheels() {
     local src="$1" wheels="$2"
     mkdir -p "$wheels"
-    # The project (built from SRC) and every dependency, as wheels, so the final stage needs
-    # neither a compiler nor the network.
-    "$PYTHON" -m pip wheel --wheel-dir "$wheels" "$src"
+    # Every dependency exactly as requirements.lock pins it, its hash checked, as published
+    # wheels only (nothing compiled here); then the project's own wheel, without resolving
+    # anything. The final stage needs neither a compiler nor the network.
+    "$PYTHON" -m pip download --require-hashes --only-binary=:all: --no-deps \
+        --dest "$wheels" --requirement "$src/requirements.lock"
+    "$PYTHON" -m pip wheel --no-deps --wheel-dir "$wheels" "$src"
+    cp "$src/requirements.lock" "$wheels/requirements.lock"
     ls "$wheels"
 }
 
@@ -39,7 +45,9 @@ step_install() {
     # No pip, setuptools or wheel in the runtime virtualenv: the outer pip installs into it.
     "$PYTHON" -m venv --without-pip "$venv"
     "$PYTHON" -m pip --python "$venv/bin/python" install --no-index --find-links "$wheels" \
-        origin-tls-exporter
+        --require-hashes --requirement "$wheels/requirements.lock"
+    "$PYTHON" -m pip --python "$venv/bin/python" install --no-index --no-deps \
+        "$wheels"/origin_tls_exporter-*.whl
     "$PYTHON" -m pip --python "$venv/bin/python" check
 }
 

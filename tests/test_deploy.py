@@ -36,6 +36,11 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 BUILD_STEPS = REPO / "scripts" / "docker-build-steps.sh"
 GENERATOR = REPO / "scripts" / "generate-prometheusrule.py"
+LOCK_FILE = REPO / "requirements.lock"
+PYPROJECT = REPO / "pyproject.toml"
+SHARDED = K8S / "components" / "sharded"
+# The kustomize images: entry's placeholder registry, which users replace (docs/deploy.md).
+PLACEHOLDER_IMAGE = "registry.example.com/origin-tls-exporter"
 
 NAME = "origin-tls-exporter"
 APP_LABELS = {"app.kubernetes.io/name": NAME}
@@ -154,6 +159,7 @@ def test_every_kubernetes_object_is_named_and_labelled() -> None:
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
+            "StatefulSet",
         ]
     )
     for obj in objects:
@@ -178,7 +184,17 @@ def test_core_objects_pass_the_kubernetes_schemas() -> None:
             continue  # CRDs: checked field by field below
         kubernetes_validate.validate(obj, version, strict=True)
         checked.append(obj["kind"])
-    assert sorted(checked) == ["Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
+    assert sorted(checked) == [
+        "Deployment",
+        "NetworkPolicy",
+        "Service",
+        "ServiceAccount",
+        "StatefulSet",
+    ]
+    # and the sharded build (the Deployment gone, the Service headless), object by object
+    for obj in sharded_build():
+        if not obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            kubernetes_validate.validate(obj, version, strict=True)
 
 
 def test_deployment_security_context() -> None:
@@ -223,8 +239,10 @@ def test_deployment_runs_the_exporter_on_its_config() -> None:
     assert pod["serviceAccountName"] == sa["metadata"]["name"]
 
     resources = container["resources"]
-    for section in ("requests", "limits"):
-        assert {"cpu", "memory"} <= set(resources[section]), section
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    # No CPU limit: a CFS quota throttles the handshake bursts of a probe round (false
+    # timeouts); memory is not compressible, so it keeps its limit.
+    assert set(resources["limits"]) == {"memory"}
 
 
 def test_deployment_probes_and_port() -> None:
@@ -313,7 +331,7 @@ def test_kustomize_builds_the_base_and_the_networkpolicy_component(
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert config_map["metadata"]["name"] in [v.get("configMap", {}).get("name") for v in volumes]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"].startswith(f"{NAME}:")
+    assert container["image"] == f"{PLACEHOLDER_IMAGE}:0.1.0"  # kustomize's images: applied
 
     # An overlay as a user writes one: a namespace, the component, a name prefix.
     overlay = tmp_path / "overlay"
@@ -333,6 +351,163 @@ def test_kustomize_builds_the_base_and_the_networkpolicy_component(
     built = kustomize_build(kubectl, overlay)
     assert {o["metadata"]["namespace"] for o in built} == {"monitoring"}
     assert "NetworkPolicy" in {o["kind"] for o in built}
+
+
+def test_kustomize_images_names_the_pods_image_with_a_placeholder_registry() -> None:
+    (image,) = kustomization()["images"]
+    pods = [exporter_container()["image"]]
+    pods += [
+        c["image"]
+        for o in k8s_objects()
+        if o["kind"] == "StatefulSet"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    ]
+    assert len(pods) == 2
+    assert set(pods) == {image["name"]}, "images: would not rewrite the pods' image"
+    assert image["newName"] == PLACEHOLDER_IMAGE
+    # components/sharded adds its StatefulSet after the base's images: ran: it repeats it
+    assert kustomization(SHARDED)["images"] == [image]
+    version = re.search(r'^version = "([^"]+)"', PYPROJECT.read_text(), re.MULTILINE)
+    assert version
+    assert image["newTag"] == version.group(1)
+    docs = (REPO / "docs" / "deploy.md").read_text()
+    assert f"{PLACEHOLDER_IMAGE}" in docs
+    assert "docker push" in docs
+
+
+def sharded_component() -> dict[str, Any]:
+    return kustomization(SHARDED)
+
+
+def statefulset() -> dict[str, Any]:
+    (obj,) = load_docs(SHARDED / "statefulset.yaml")
+    assert obj["kind"] == "StatefulSet"
+    return dict(obj)
+
+
+def sharded_build() -> list[dict[str, Any]]:
+    """The base with components/sharded, built the way kustomize does for these patches (no
+    kubectl needed): the Deployment deleted, the StatefulSet added, the Service headless. The
+    kubectl test below checks kustomize's own build agrees."""
+    component = sharded_component()
+    assert component["kind"] == "Component"
+    objects = [o for name in kustomization()["resources"] for o in load_docs(K8S / name)] + [
+        o for name in component["resources"] for o in load_docs(SHARDED / name)
+    ]
+    deleted = set()
+    for patch in component["patches"]:
+        target = (patch["target"]["kind"], patch["target"]["name"])
+        body = yaml.safe_load(patch["patch"])
+        if isinstance(body, dict) and body.get("$patch") == "delete":
+            deleted.add(target)
+            continue
+        for obj in objects:
+            if (obj["kind"], obj["metadata"]["name"]) == target:
+                for op in body:
+                    assert op["op"] in ("add", "replace", "remove"), op
+                    *parents, key = op["path"].strip("/").split("/")
+                    node = obj
+                    for part in parents:
+                        node = node[part]
+                    if op["op"] == "remove":
+                        del node[key]
+                    else:
+                        node[key] = op["value"]
+    return [o for o in objects if (o["kind"], o["metadata"]["name"]) not in deleted]
+
+
+def test_sharded_component_replaces_the_deployment_with_shards() -> None:
+    built = sharded_build()
+    kinds = sorted(o["kind"] for o in built)
+    assert "Deployment" not in kinds
+    assert kinds.count("StatefulSet") == 1
+    (service,) = [o for o in built if o["kind"] == "Service"]
+    assert service["spec"]["clusterIP"] == "None", "headless: per-pod DNS names"
+    assert "type" not in service["spec"]
+    sts = statefulset()
+    spec = sts["spec"]
+    assert spec["serviceName"] == service["metadata"]["name"]
+    assert spec["podManagementPolicy"] == "Parallel"
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert matches(spec["selector"]["matchLabels"], pod_labels)
+    assert matches(service["spec"]["selector"], pod_labels)
+    (container,) = spec["template"]["spec"]["containers"]
+    # the shard index is the pod index, through the downward API
+    (env,) = container["env"]
+    assert env["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
+    assert f"--shard.index=$({env['name']})" in container["args"]
+    args = parse_cli([a.replace(f"$({env['name']})", "2") for a in container["args"]])
+    assert (args.command, args.config_file) == ("serve", CONFIG_PATH)
+    assert args.shard_index == 2
+    assert args.shard_count == spec["replicas"] == 3, "--shard.count must equal replicas"
+
+
+def test_sharded_pods_are_the_deployments_pods() -> None:
+    """Same security context, probes, resources, mounts, volumes and port as the Deployment."""
+    deployment = k8s_object("Deployment")["spec"]["template"]
+    sts = statefulset()["spec"]["template"]
+    assert sts["metadata"] == deployment["metadata"]
+    pod = {k: v for k, v in sts["spec"].items() if k != "containers"}
+    assert pod == {k: v for k, v in deployment["spec"].items() if k != "containers"}
+    (theirs,) = sts["spec"]["containers"]
+    ours = exporter_container()
+    for key in set(ours) | set(theirs):
+        if key in ("args", "env"):
+            continue
+        assert theirs.get(key) == ours.get(key), key
+    extra = [a for a in theirs["args"] if a not in ours["args"]]
+    assert theirs["args"][: len(ours["args"])] == ours["args"]
+    assert [a.split("=")[0] for a in extra] == ["--shard.index", "--shard.count"]
+
+
+def sharded_overlay_recipe() -> dict[str, Any]:
+    """The overlay lines components/sharded/kustomization.yaml tells users to copy."""
+    text = (SHARDED / "kustomization.yaml").read_text()
+    block = re.search(
+        r"^#   (replicas:\n(?:#     .*\n)+)#   (replacements:\n(?:#     .*\n)+)", text, re.M
+    )
+    assert block, "the replicas/replacements recipe is missing from the component's comments"
+    lines = (block.group(1) + block.group(2)).splitlines()
+    return dict(yaml.safe_load("\n".join(re.sub(r"^#   ", "", line) for line in lines)))
+
+
+def test_kustomize_builds_the_sharded_component(kubectl: str, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    recipe = sharded_overlay_recipe()
+    recipe["replicas"][0]["count"] = 5
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "namespace": "monitoring",
+                "resources": [os.path.relpath(K8S, overlay)],
+                "components": [os.path.relpath(SHARDED, overlay)],
+                # as docs/deploy.md says: rename the base's placeholder
+                "images": [
+                    {"name": PLACEHOLDER_IMAGE, "newName": "registry.test/ote", "newTag": "9"}
+                ],
+                **recipe,
+            }
+        )
+    )
+    built = kustomize_build(kubectl, overlay)
+    assert "Deployment" not in {o["kind"] for o in built}
+    (sts,) = [o for o in built if o["kind"] == "StatefulSet"]
+    (service,) = [o for o in built if o["kind"] == "Service"]
+    assert service["spec"]["clusterIP"] == "None"
+    (config_map,) = [o for o in built if o["kind"] == "ConfigMap"]
+    volumes = sts["spec"]["template"]["spec"]["volumes"]
+    assert config_map["metadata"]["name"] in [v.get("configMap", {}).get("name") for v in volumes]
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.test/ote:9"
+    # the recipe keeps --shard.count equal to the replicas the overlay sets
+    assert sts["spec"]["replicas"] == 5
+    assert "--shard.count=5" in container["args"]
+    # kustomize's build and the one above agree on everything but names and the hash
+    ours = {(o["kind"], o["metadata"]["name"]) for o in sharded_build()}
+    assert {(o["kind"], o["metadata"]["name"]) for o in built if o["kind"] != "ConfigMap"} == ours
 
 
 # --- PrometheusRule --------------------------------------------------------------------------
@@ -668,6 +843,43 @@ def test_dockerfile_runs_the_build_steps_script() -> None:
     assert sorted(copy_sources(stage=0)) == sorted(context_files.group(1).split())
 
 
+def lock_pins() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock: normalized name -> (version, sha256 hashes)."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    text = LOCK_FILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", line)
+        assert match, f"requirements.lock: not NAME==VERSION --hash=...: {line!r}"
+        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        pins[name] = (match.group(2), re.findall(r"sha256:([0-9a-f]{64})", match.group(3)))
+    return pins
+
+
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pins = lock_pins()
+    assert len(pins) >= 20
+    project = __import__("tomllib").loads(PYPROJECT.read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pins, f"{requirement.name} is not pinned in requirements.lock"
+        version, hashes = pins[name]
+        assert hashes, name
+        assert requirement.specifier.contains(Version(version)), (text, version)
+    # the lock is the image's, and the image installs from it, hash-checked, then --no-deps
+    script = BUILD_STEPS.read_text(encoding="utf-8")
+    assert "--require-hashes" in script
+    assert script.count("requirements.lock") >= 3
+    assert re.search(r"install --no-index --no-deps", script)
+    assert "requirements.lock" in copy_sources(stage=0)
+
+
 def dockerignore_included(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
     """Docker's rule: the last pattern matching the path or one of its parents wins."""
     parts = path.split("/")
@@ -780,7 +992,20 @@ def unit_value(section: str, key: str) -> list[str]:
 def test_systemd_unit_has_the_required_keys_and_hardening() -> None:
     assert unit_value("Unit", "Description")
     assert unit_value("Install", "WantedBy") == ["multi-user.target"]
-    assert unit_value("Service", "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    # Reload through POST /-/reload, which answers 500 on a bad file: curl -f fails the reload.
+    (reload,) = unit_value("Service", "ExecReload")
+    argv = shlex.split(reload)
+    assert argv[0] == "/usr/bin/curl"
+    assert "-f" in argv[1] or "--fail" in argv, reload
+    assert argv[argv.index("-X") + 1] == "POST"
+    assert argv[-1] == f"http://127.0.0.1:{DEFAULT_PORT}/-/reload"
+    # No restart loop: a bounded number of starts, spaced out.
+    assert unit_value("Service", "Restart") == ["on-failure"]
+    (restart_sec,) = unit_value("Service", "RestartSec")
+    assert int(restart_sec.removesuffix("s")) >= 5
+    (burst,) = unit_value("Unit", "StartLimitBurst")
+    (interval,) = unit_value("Unit", "StartLimitIntervalSec")
+    assert int(burst) * int(restart_sec.removesuffix("s")) < int(interval.removesuffix("min")) * 60
     hardening = {
         "NoNewPrivileges": "yes",
         "DynamicUser": "yes",
