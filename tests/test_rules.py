@@ -28,17 +28,7 @@ RUNBOOK_BASE = "{{ $labels.external_url }}docs/alerts#"
 #: failure reasons the alerts cover before the exporter's vocabulary (exporter/engine/verdict.py)
 #: has them, with the remedy the alert's runbook gives; once the exporter has a reason, the test
 #: below holds the runbook to the exporter's own remedy instead.
-PENDING_REASONS = {
-    "response_timeout": "Check the origin application and its load: it must start answering within "
-    "the distribution's origin response timeout (OriginReadTimeout, 30 s by default); raise that "
-    "timeout only for origins that are slow by design.",
-    "http_invalid_response": "Make the origin answer HTTPS requests with valid HTTP/1.1 (a status "
-    "line, then headers); check that no other protocol, and no broken proxy, listens on the HTTPS "
-    "port.",
-    "client_certificate_required": "Stop requiring a client certificate on the origin's HTTPS port "
-    "for CloudFront's connections (make client authentication optional or off for them); restrict "
-    "access with CloudFront's origin-facing IP ranges or a secret custom header instead.",
-}
+PENDING_REASONS: dict[str, str] = {}  # reasons the rules cover before the exporter does
 #: CloudFront answers 504 when the origin does not answer in time, 502 for every other failure
 HTTP_504_REASONS = {"timeout", "response_timeout"}
 #: metrics the alerts and dashboards use that the exporter is about to expose (not yet in

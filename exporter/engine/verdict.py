@@ -151,11 +151,14 @@ _REMEDIES = {
         "client certificate the origin trusts), or stop requiring client certificates on it."
     ),
     FailureReason.RESPONSE_TIMEOUT: (
-        "Make the origin answer faster, or raise the origin response timeout "
-        "(OriginReadTimeout, 30 s by default); CloudFront answers 504 meanwhile."
+        "Check the origin application and its load: it must start answering within the "
+        "distribution's origin response timeout (OriginReadTimeout, 30 s by default); raise "
+        "that timeout only for origins that are slow by design."
     ),
     FailureReason.HTTP_INVALID_RESPONSE: (
-        "Serve HTTP/1.x on the origin's HTTPS port (behind TLS), not another protocol."
+        "Make the origin answer HTTPS requests with valid HTTP/1.1 (a status line, then "
+        "headers); check that no other protocol, and no broken proxy, listens on the HTTPS "
+        "port."
     ),
 }
 
