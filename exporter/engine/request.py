@@ -40,6 +40,13 @@ https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/RequestAndRes
   are not sent: a made-up value would not be CloudFront's, and there is no viewer. A spec can
   add them (or custom origin headers) through `RequestSpec.headers`.
 
+Client certificates: the Developer Guide (same page, "Client-side SSL authentication") long
+said CloudFront does not support them and drops the request if an origin asks for one; the
+current API adds CustomOriginConfig.OriginMtlsConfig (ClientCertificateArn, an ACM client
+certificate). A required certificate fails a TLS 1.2 handshake ("sslv3 alert handshake
+failure") but, in TLS 1.3, only the first read after it ("tlsv13 alert certificate
+required"), which is why `Outcome.TLS_ERROR` exists.
+
 Response parsing is a small strict HTTP/1.x parser of our own: h11 is not installed here, and
 what is needed is the *framing* (status line, header block, Content-Length / chunked / until
 close) with byte and time bounds on every read, which a dozen short functions give without a
