@@ -4,12 +4,15 @@ The exporter's verdicts must hold against a production TLS stack, not only again
 Python servers, so the mainstream scenarios (chains, protocol ranges, cipher lists, curves) run
 on the system nginx. Everything nginx writes (config, pid, logs, temp dirs) lives in `workdir`,
 it runs in the foreground as a single process (`master_process off`: nothing to orphan, no
-privilege drop that could make key files unreadable), and only listens on 127.0.0.1.
+privilege drop that could make key files unreadable), and only listens on loopback: 127.0.0.1
+unless a site names another loopback address (127.0.0.2 and 127.0.0.3 work on Linux without any
+configuration), so one name resolving to several origin addresses can be served by one nginx.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 import shutil
 import socket
@@ -52,6 +55,9 @@ class NginxSite:
     # (it also decides the protocol versions, which are fixed before SNI is looked at)
     port_group: str | None = None
     extra_directives: tuple[str, ...] = ()  # raw nginx lines for the server block, e.g. "x y;"
+    # the loopback address to listen on; sites on different addresses may share a port_group,
+    # each address then being its own origin with its own certificate (a multi-address name)
+    address: str = HOST
 
     @property
     def cipher_string(self) -> str:
@@ -70,9 +76,20 @@ class NginxSite:
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown:
             raise ValueError(f"site {self.name}: unknown protocols {unknown}; use {PROTOCOLS}")
+        try:
+            loopback = ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"site {self.name}: {self.address!r} is not a loopback address")
+
+    @property
+    def listen_host(self) -> str:
+        """The address as nginx's `listen` and a socket connect want it ([::1] for IPv6)."""
+        return f"[{self.address}]" if ":" in self.address else self.address
 
 
-def _is_nginx_https(port: int) -> bool:
+def _is_nginx_https(port: int, host: str = HOST) -> bool:
     """Whether nginx itself answers on `port`, not just anything that accepts connections.
 
     A port from `free_port` can be grabbed by someone else before nginx binds it; a plain
@@ -80,7 +97,7 @@ def _is_nginx_https(port: int) -> bool:
     TLS settings are.
     """
     try:
-        with socket.create_connection((HOST, port), timeout=0.5) as sock:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             response = b""
             while chunk := sock.recv(4096):
@@ -106,6 +123,7 @@ class NginxServer:
         self.nginx_bin = nginx_bin or shutil.which("nginx") or "/usr/sbin/nginx"
         self.log_level = log_level  # "info" logs every failed handshake, handy when debugging
         self.ports: dict[str, int] = {}
+        self.addresses: dict[str, str] = {}  # site name -> the address it listens on
         self._proc: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
 
@@ -128,7 +146,8 @@ class NginxServer:
         return "\n".join([log, *extra]).strip()
 
     def start(self, sites: Sequence[NginxSite]) -> dict[str, int]:
-        """Serve `sites`; return site name -> port on 127.0.0.1 once every port accepts."""
+        """Serve `sites`; return site name -> port (on the site's address, 127.0.0.1 unless it
+        names another) once every port accepts."""
         if self._proc is not None:
             raise RuntimeError("nginx already started")
         if not sites:
@@ -139,6 +158,7 @@ class NginxServer:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate site names in {names}")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.addresses = {s.name: s.address for s in sites}
         for attempt in range(2):  # free_port races; retry once on "Address already in use"
             self.ports = self._assign_ports(sites)
             try:
@@ -219,22 +239,25 @@ class NginxServer:
             start_new_session=True,  # a ^C in the terminal is ours to handle, not nginx's
         )
         try:
-            self._wait_ready(set(self.ports.values()))
+            self._wait_ready(self._listeners(sites))
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self, ports: set[int]) -> None:
+    def _listeners(self, sites: Sequence[NginxSite]) -> set[tuple[str, int]]:
+        return {(s.address, self.ports[s.name]) for s in sites}
+
+    def _wait_ready(self, listeners: set[tuple[str, int]]) -> None:
         assert self._proc is not None
-        pending = set(ports)
+        pending = set(listeners)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             code = self._proc.poll()
             if code is not None:
                 raise NginxError(self._failure(f"nginx exited with status {code} on startup"))
-            for port in sorted(pending):
-                if _is_nginx_https(port):
-                    pending.discard(port)
+            for address, port in sorted(pending):
+                if _is_nginx_https(port, address):
+                    pending.discard((address, port))
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -271,15 +294,15 @@ class NginxServer:
             "    keepalive_timeout 5s;",
             "    server_tokens off;",
         ]
-        seen_ports: set[int] = set()
+        seen: set[tuple[str, int]] = set()
         for site in sites:
             port = self.ports[site.name]
-            default = "" if port in seen_ports else " default_server"
+            default = "" if (site.address, port) in seen else " default_server"
             prefer = "on" if site.prefer_server_ciphers else "off"
-            seen_ports.add(port)
+            seen.add((site.address, port))
             lines += [
                 "    server {",
-                f"        listen {HOST}:{port} ssl{default};",
+                f"        listen {site.listen_host}:{port} ssl{default};",
                 f"        server_name {' '.join(site.server_names)};",
                 f"        ssl_certificate {_quote(Path(site.chain_pem).resolve())};",
                 f"        ssl_certificate_key {_quote(Path(site.key_pem).resolve())};",
