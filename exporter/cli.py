@@ -8,7 +8,9 @@ import datetime as dt
 import ipaddress
 import json
 import re
+import socket
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -243,6 +245,13 @@ def _daemon_flags(parser: argparse.ArgumentParser, listen: str) -> None:
         help=f"where to serve /metrics, /probe and the status page ({listen})",
     )
     parser.add_argument(
+        "--web.external-url",
+        dest="external_url",
+        metavar="URL",
+        help="the URL people reach the exporter at (links in alerts and pages); "
+        "default http://HOSTNAME:PORT/ from the listen address",
+    )
+    parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
         metavar="PATH",
@@ -314,9 +323,32 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"origin-tls-exporter serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    external_url, problem = _external_url(args.external_url, args.listen_address)
+    if problem:
+        print(f"origin-tls-exporter serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     logs.setup(_log_level(args.log_level), args.log_format)
-    daemon = Daemon(Path(args.config_file), args.listen_address, _web_config_path(args), shard)
+    daemon = Daemon(
+        Path(args.config_file),
+        args.listen_address,
+        _web_config_path(args),
+        shard,
+        external_url=external_url,
+    )
     return asyncio.run(daemon.run())
+
+
+def _external_url(given: str | None, listen: str) -> tuple[str, str | None]:
+    """`--web.external-url` ending in "/", or one made from the listen address; or a problem."""
+    if given is None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]") or socket.gethostname()
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/", None
+    parts = urllib.parse.urlsplit(given)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "", f"--web.external-url {given!r}: expected an http:// or https:// URL"
+    return given if given.endswith("/") else given + "/", None
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -339,8 +371,9 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo.fleet import DemoFleet
 
     problem = _validate_listen_address(args.listen_address)
-    if problem:
-        print(f"origin-tls-exporter demo: {problem}", file=sys.stderr)
+    external_url, bad_url = _external_url(args.external_url, args.listen_address)
+    if problem or bad_url:
+        print(f"origin-tls-exporter demo: {problem or bad_url}", file=sys.stderr)
         return EXIT_USAGE
     logs.setup(_log_level(args.log_level), args.log_format)
     with (
@@ -362,7 +395,11 @@ def _demo(args: argparse.Namespace) -> int:
             print("Stop with Ctrl-C.", flush=True)
 
         daemon = Daemon(
-            config_path, args.listen_address, _web_config_path(args), on_listening=announce
+            config_path,
+            args.listen_address,
+            _web_config_path(args),
+            on_listening=announce,
+            external_url=external_url,
         )
         return asyncio.run(daemon.run())
 

@@ -36,6 +36,7 @@ class Daemon:
     web_config_path: Path | None = None  # exporter-toolkit web config: TLS, basic auth
     shard: Shard = field(default_factory=Shard)
     on_listening: Callable[[str], None] | None = None  # told the URL once listening (demo)
+    external_url: str = "/"  # --web.external-url, ending in "/"
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Serve until SIGTERM/SIGINT (or `stop` is set). Exit code for the process."""
@@ -52,7 +53,7 @@ class Daemon:
             async with reload_lock:
                 return await self._reload(runtime, tls)
 
-        runtime = Runtime.create(config, reload, self.shard, web_config)
+        runtime = Runtime.create(config, reload, self.shard, web_config, self.external_url)
         tls = web_config.tls.context() if web_config and web_config.tls else None
         await runtime.start()
         runner = web.AppRunner(

@@ -35,7 +35,7 @@ from .engine.chain import ChainStatus
 from .engine.result import Judgment
 from .engine.s2n import TlsLibraryInfo, tls_library
 from .engine.verdict import CloudFrontWarning, FailureReason
-from .store import OriginState, ResultStore
+from .store import OriginState, ResultStore, SeenChain
 from .view import Matrix, matrix
 
 PREFIX = "origin_tls"
@@ -49,6 +49,8 @@ class Labelled:
 
     labels: dict[str, str]
     result: Judgment
+    verdict_since: float | None = None  # when `compatible` took its value (the store knows)
+    certificates: SeenChain | None = None  # the last chain seen, through failed probes
 
 
 class ResultFamilies:
@@ -99,6 +101,13 @@ class ResultFamilies:
             base,
             float(result.compatible),
         )
+        if item.verdict_since is not None:
+            s(
+                "cloudfront_verdict_changed_timestamp_seconds",
+                "When origin_tls_cloudfront_compatible last changed (the first probe counts).",
+                base,
+                item.verdict_since,
+            )
         for reason in FailureReason:
             s(
                 "cloudfront_failure_reason",
@@ -107,12 +116,13 @@ class ResultFamilies:
                 float(reason in result.reasons),
                 reason=str(reason),
             )
-        s(
-            "legacy_only",
-            "1 if CloudFront connects only with SSLv3 or RC4/3DES suites.",
-            base,
-            float(result.legacy_only),
-        )
+        if result.protocols:  # a claim about the suites only when they were measured
+            s(
+                "legacy_only",
+                "1 if CloudFront connects only with SSLv3 or RC4/3DES suites.",
+                base,
+                float(result.legacy_only),
+            )
         negotiation = result.negotiation
         if negotiation and negotiation.completed and negotiation.protocol and negotiation.suite:
             s(
@@ -129,6 +139,7 @@ class ResultFamilies:
         if table is not None:
             self._add_matrix(base, table)
         self._add_certificates(base, result)
+        self._add_seen_certificates(base, item)
 
     def _add_cloudfront(self, base: dict[str, str], result: Judgment) -> None:
         """CloudFront's own handshake (s2n-tls): the decisive one, each generation, warnings."""
@@ -221,6 +232,22 @@ class ResultFamilies:
                 float(present),
                 status=str(status),
             )
+
+    def _add_seen_certificates(self, base: dict[str, str], item: Labelled) -> None:
+        """The certificates' own facts, from this probe or (through a failed probe) the last
+        one that saw them, with when that was."""
+        if item.result.chain is not None:
+            chain, seen_at = item.result.chain, item.result.started_at
+        elif item.certificates is not None:
+            chain, seen_at = item.certificates.chain, item.certificates.seen_at
+        else:
+            return
+        self._set(
+            "chain_last_seen_timestamp_seconds",
+            "When the certificates below were seen: the last probe that got them.",
+            base,
+            seen_at,
+        )
         self._set(
             "chain_certificates",
             "How many certificates the origin sends.",
@@ -260,8 +287,8 @@ class ResultFamilies:
             weakest[key] = min(weakest.get(key, cert.key_bits), cert.key_bits)
         for (position, key_type), bits in weakest.items():
             self._set(
-                "cert_key_bits",
-                "Key size of the certificates sent (the smallest per position and type).",
+                "cert_key_size",
+                "Key size in bits of the certificates sent (the smallest per position and type).",
                 base,
                 float(bits),
                 position=position,
@@ -299,31 +326,31 @@ class OriginsCollector(Collector):
         self.cipher_series = cipher_series
         self.collect_errors = 0
         self._lock = threading.Lock()
-        self._rendered: dict[str, tuple[Judgment, bool, dict[str, bytes]]] = {}
+        # origin -> (identity key, samples, the judgment itself, kept so its id stays unique)
+        self._rendered: dict[str, tuple[tuple[object, ...], dict[str, bytes], Judgment]] = {}
         self._headers: dict[str, bytes] = {}
 
     def collect(self) -> Iterator[Metric]:
         try:
             snapshot = self.store.snapshot()
             yield _info_family(snapshot)
-            items = [
-                Labelled({"origin": s.config.name}, s.latest)
-                for s in snapshot
-                if s.latest is not None
-            ]
+            items = [_labelled(state) for state in snapshot if state.latest is not None]
             yield from result_families(items, ("origin",), self.cipher_series)
         except Exception:  # a bug here must not fail the whole scrape
             self._failed("collect")
 
     def judged(self, origin: str, judgment: Judgment, probed: bool) -> None:
         """Render a new judgment now, so scrapes only concatenate (the scheduler's observer)."""
-        self.prepare(origin, judgment)
+        self.prepare(origin)
 
-    def prepare(self, origin: str, result: Judgment) -> None:
-        """Render a new result now (after its probe), so scrapes only concatenate."""
+    def prepare(self, origin: str) -> None:
+        """Render an origin's latest state now (after its probe), so scrapes only concatenate."""
+        state = self.store.state(origin)
+        if state is None or state.latest is None:
+            return
         try:
             with self._lock:
-                self._samples(origin, result)
+                self._samples(_labelled(state))
         except Exception:
             self._failed("prepare", origin)
 
@@ -352,7 +379,7 @@ class OriginsCollector(Collector):
                 if state.latest is None:
                     continue
                 live.add(state.config.name)
-                for family, samples in self._samples(state.config.name, state.latest).items():
+                for family, samples in self._samples(_labelled(state)).items():
                     families.setdefault(family, []).append(samples)
             for name in set(self._rendered) - live:
                 del self._rendered[name]
@@ -364,20 +391,28 @@ class OriginsCollector(Collector):
             body.extend(chunks)
         return b"".join(body)
 
-    def _samples(self, origin: str, result: Judgment) -> dict[str, bytes]:
+    def _samples(self, item: Labelled) -> dict[str, bytes]:
+        origin = item.labels["origin"]
+        # Identity, not equality: judgments are immutable, and comparing them is not cheap.
+        key = (id(item.result), item.verdict_since, id(item.certificates), self.cipher_series)
         cached = self._rendered.get(origin)
-        if cached is not None and cached[0] is result and cached[1] == self.cipher_series:
-            return cached[2]
-        families = result_families(
-            [Labelled({"origin": origin}, result)], ("origin",), self.cipher_series
-        )
+        if cached is not None and cached[0] == key and cached[2] is item.result:
+            return cached[1]
+        families = result_families([item], ("origin",), self.cipher_series)
         samples = {}
         for family in families:
             header, body = _render_family(family)
             self._headers.setdefault(family.name, header)
             samples[family.name] = body
-        self._rendered[origin] = (result, self.cipher_series, samples)
+        self._rendered[origin] = (key, samples, item.result)
         return samples
+
+
+def _labelled(state: OriginState) -> Labelled:
+    assert state.latest is not None
+    return Labelled(
+        {"origin": state.config.name}, state.latest, state.verdict_since, state.certificates
+    )
 
 
 def _info_family(snapshot: list[OriginState]) -> Metric:
@@ -452,7 +487,28 @@ class SelfMetrics:
         )
         self.origins = Gauge(
             f"{PREFIX}_exporter_origins",
-            "Origins in the running configuration.",
+            "Origins this replica probes (its shard of the configuration).",
+            registry=registry,
+        )
+        self.origins_configured = Gauge(
+            f"{PREFIX}_exporter_origins_configured",
+            "Origins in the whole configuration (every shard), discovered ones included.",
+            registry=registry,
+        )
+        self.shard_index = Gauge(
+            f"{PREFIX}_exporter_shard_index",
+            "This replica's --shard.index (0 when not sharded).",
+            registry=registry,
+        )
+        self.shard_count = Gauge(
+            f"{PREFIX}_exporter_shard_count",
+            "This replica's --shard.count (1 when not sharded).",
+            registry=registry,
+        )
+        self.web = Gauge(
+            f"{PREFIX}_exporter_web_info",
+            "1, with --web.external-url: where people reach this exporter (alert links).",
+            ["external_url"],
             registry=registry,
         )
         build = Gauge(
@@ -485,12 +541,20 @@ class SelfMetrics:
         if stopped is not None and stopped.kind == "internal_error":
             self.probe_errors.labels("internal_error").inc()
 
-    def reloaded(self, ok: bool, origins: int | None = None) -> None:
+    def reloaded(self, ok: bool) -> None:
         self.reload_successful.set(1 if ok else 0)
         if ok:
             self.reload_timestamp.set(time.time())
-            if origins is not None:
-                self.origins.set(origins)
+
+    def serving(self, probed: int, configured: int) -> None:
+        """What apply() made of the configuration: this replica's origins, and the fleet's."""
+        self.origins.set(probed)
+        self.origins_configured.set(configured)
+
+    def identify(self, shard_index: int, shard_count: int, external_url: str) -> None:
+        self.shard_index.set(shard_index)
+        self.shard_count.set(shard_count)
+        self.web.labels(external_url).set(1)
 
 
 def _version(distribution: str) -> str:

@@ -45,13 +45,26 @@ class Runtime:
         reload: Reload,
         shard: Shard | None = None,
         web_config: WebConfig | None = None,
+        external_url: str = "/",
     ) -> Runtime:
         engine = Engine()
         store = ResultStore()
         registry, collector, self_metrics = new_registry(store, config.cipher_series)
-        scheduler = Scheduler(engine, store, (self_metrics, collector), shard=shard or Shard())
+        shard = shard or Shard()
+        self_metrics.identify(shard.index, shard.count, external_url)
+        scheduler = Scheduler(engine, store, (self_metrics, collector), shard=shard)
         discovery = DiscoveryRunner(registry)  # its metrics join /metrics through `registry`
-        web = WebState(config, store, registry, engine, collector, reload, web_config=web_config)
+        web = WebState(
+            config,
+            store,
+            registry,
+            engine,
+            collector,
+            reload,
+            web_config=web_config,
+            external_url=external_url,
+            shard=shard,
+        )
         runtime = cls(
             engine, store, registry, collector, self_metrics, scheduler, discovery, web, config
         )
@@ -68,7 +81,7 @@ class Runtime:
         self.web.config = effective
         self.collector.cipher_series = effective.cipher_series
         probed = self.scheduler.apply(effective)
-        self.self_metrics.origins.set(probed)
+        self.self_metrics.serving(probed, len(effective.origins))
         return probed
 
     def discovered(self, _: tuple[OriginConfig, ...]) -> None:
@@ -77,11 +90,13 @@ class Runtime:
 
     async def start(self) -> None:
         """Start probing, then wait for discovery's first refresh (at most 20 s)."""
-        self.self_metrics.reloaded(True, self.apply())
+        self.apply()
+        self.self_metrics.reloaded(True)
         await self.discovery.apply(self.listed)
 
     async def reloaded(self, listed: ExporterConfig, web_config: WebConfig | None) -> None:
-        self.self_metrics.reloaded(True, self.apply(listed))
+        self.apply(listed)
+        self.self_metrics.reloaded(True)
         await self.discovery.apply(listed)
         self.web.web_config = web_config
 

@@ -58,7 +58,7 @@ class Scheduler:
             self.max_concurrent_probes = config.max_concurrent_probes
             self._slots = asyncio.Semaphore(self.max_concurrent_probes)
         origins = self.shard.select(config.origins)
-        for name, result in self.store.set_origins(origins, self._rejudge):
+        for name, result in self.store.set_origins(origins, self._rejudge, time.time()):
             log.info("judged again after reload", extra={"origin": name})
             self._tell(name, result, probed=False)
         wanted = {o.name: o for o in origins}

@@ -32,7 +32,7 @@ def test_render_equals_collect(engine: Engine, origins: TestOrigins) -> None:
         result = run_probe(engine, origins[name].target())
         store.record(name, result)
         if name != "closed":
-            collector.prepare(name, result)  # "closed" is rendered lazily at scrape time
+            collector.prepare(name)  # "closed" is rendered lazily at scrape time
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     fast = collector.render()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from ..config import ExporterConfig
 from ..engine.probe import Engine
 from ..metrics import OriginsCollector
+from ..sharding import Shard
 from ..store import ResultStore
 from ..webconfig import WebConfig
 
@@ -30,6 +31,8 @@ class WebState:
     reload: Reload
     ready: bool = False
     web_config: WebConfig | None = None  # swapped whole on reload, like `config`
+    external_url: str = "/"  # --web.external-url, ending in "/": links in pages and alerts
+    shard: Shard = field(default_factory=Shard)  # this replica's share of the configuration
 
 
 STATE = web.AppKey("state", WebState)
