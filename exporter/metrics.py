@@ -24,6 +24,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -501,8 +502,9 @@ class SelfMetrics:
             registry=registry,
         )
         self.shard_count = Gauge(
-            f"{PREFIX}_exporter_shard_count",
-            "This replica's --shard.count (1 when not sharded).",
+            # Not `_shard_count`: promtool reserves `_count` for histograms and summaries.
+            f"{PREFIX}_exporter_shards",
+            "This replica's --shard.count: how many shards split the configuration (1: none).",
             registry=registry,
         )
         self.web = Gauge(
@@ -572,6 +574,9 @@ def new_registry(
     The origins collector is not registered: /metrics renders it through its cached fast path
     and appends the registry's exposition.
     """
+    # `_created` samples are not what Prometheus' text format means by a gauge family, and
+    # nothing here needs them: off for the client library (a process-wide switch).
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     collector = OriginsCollector(store, cipher_series)
     for shared in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

@@ -15,7 +15,7 @@ PENDING_METRICS = frozenset(
         "origin_tls_exporter_web_info",  # {external_url}
         # sharding guards, per replica
         "origin_tls_exporter_shard_index",
-        "origin_tls_exporter_shard_count",
+        "origin_tls_exporter_shards",
         "origin_tls_exporter_origins_configured",  # the whole fleet, all shards
         # ("origin_tls_exporter_origins", this replica's, exists already)
         # "since when?": unix time `compatible` last changed (the first probe counts)

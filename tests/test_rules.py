@@ -279,7 +279,7 @@ def test_issue_alerts_exist() -> None:
     shards = alerts["OriginTLSExporterShardsInconsistent"]["expr"]
     for metric in (
         "origin_tls_exporter_shard_index",
-        "origin_tls_exporter_shard_count",
+        "origin_tls_exporter_shards",
         "origin_tls_exporter_origins_configured",
         "origin_tls_exporter_origins)",
     ):
