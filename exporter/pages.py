@@ -17,6 +17,8 @@ from typing import Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from .config import OriginConfig, format_duration
 from .engine.catalogue import Protocol
@@ -25,6 +27,7 @@ from .engine.names import Identifier
 from .engine.result import Judgment
 from .engine.verdict import FailureReason
 from .reproduce import openssl_commands
+from .sharding import Shard
 from .store import HistoryEntry, OriginState
 from .view import Cell as ViewCell
 from .view import (
@@ -348,10 +351,16 @@ def _sorted(rows: list[IndexRow], key: SortKey, desc: bool) -> list[IndexRow]:
     return present + [r for r in by_name if r.last_at is None]
 
 
+REFRESH_SECONDS = 30
+"""How often the status pages reload themselves (a meta refresh: no script)."""
+
+
 def render_index(
     states: Sequence[OriginState],
     query: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
+    shard: Shard | None = None,
+    configured: int | None = None,
 ) -> str:
     """The landing page: every origin, filtered and sorted as the query string asks."""
     now = now or dt.datetime.now(dt.UTC)
@@ -383,6 +392,9 @@ def render_index(
         filters=_VERDICT_FILTERS,
         columns={c.key: c for c in columns},
         now=_utc(now),
+        refresh_seconds=REFRESH_SECONDS,
+        shard=shard if shard is not None and shard.count > 1 else None,
+        configured=configured if configured is not None else len(rows),
     )
 
 
@@ -711,6 +723,26 @@ def render_origin(
         history=tuple(_probe_view(e) for e in history[:HISTORY_SHOWN]),
         failures=tuple(_probe_view(e) for e in failures[:HISTORY_SHOWN]),
         now=_utc(now),
+        refresh_seconds=REFRESH_SECONDS,
+        since=_since(state.verdict_since, now),
+    )
+
+
+def _since(moment: float | None, now: dt.datetime) -> str | None:
+    """ "2026-12-01 20:31 UTC (4 min ago)": when the verdict took its current value."""
+    if moment is None:
+        return None
+    return f"{_utc(moment)} ({_ago(now.timestamp() - moment)})"
+
+
+def render_runbooks(markdown: str, now: dt.datetime | None = None) -> str:
+    """docs/alerts.md as a page: the alerts' `runbook_url` links here (`/docs/alerts#NAME`).
+
+    The Markdown is the project's own (shipped in the package), so its HTML anchors are kept;
+    the page's Content-Security-Policy still allows no script."""
+    body = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    return _ENV.get_template("runbooks.html").render(
+        body=Markup(body), root="../", now=_utc(now or dt.datetime.now(dt.UTC))
     )
 
 

@@ -154,6 +154,7 @@ def checklist(judgment: Judgment, now: dt.datetime) -> tuple[Check, ...]:
     return tuple(
         check
         for check in (
+            _connection_check(judgment),
             _handshake_check(judgment),
             _name_check(judgment),
             _chain_check(judgment),
@@ -167,8 +168,31 @@ def _of(judgment: Judgment, *categories: Category) -> tuple[FailureReason, ...]:
     return tuple(r for r in judgment.reasons if r.category in categories)
 
 
+def _connection_check(judgment: Judgment) -> Check:
+    """DNS and TCP, before any TLS: the exporter connects from its own address, CloudFront
+    from its published origin-facing ranges, so a firewall may treat them differently."""
+    reasons = _of(judgment, Category.CONNECTION)
+    address = judgment.address or judgment.target.address
+    if reasons:
+        finding = (
+            f"{judgment.error or reasons[0].summary}. This exporter connects from its own "
+            "address; CloudFront connects from its published origin-facing IP ranges, which "
+            "the origin's firewall must allow."
+        )
+    else:
+        finding = f"{judgment.target.host} resolves to {address}; the TCP connection opens"
+    return Check("Connection", Category.CONNECTION, not reasons, finding, reasons)
+
+
 def _handshake_check(judgment: Judgment) -> Check:
-    reasons = _of(judgment, Category.CONNECTION, Category.PROTOCOL)
+    if _of(judgment, Category.CONNECTION):
+        return Check(
+            "Protocols and cipher suites",
+            Category.PROTOCOL,
+            None,
+            "not checked: no connection to the origin",
+        )
+    reasons = _of(judgment, Category.PROTOCOL)
     negotiation = judgment.negotiation
     if reasons:
         finding = (

@@ -24,6 +24,7 @@ import pytest
 from exporter.engine.verdict import FailureReason
 from tests.daemon_process import REPO, ExporterProcess
 from tests.dom import Node, parse
+from tests.support.cdp import DevToolsBrowser
 
 DEMO = {
     "good": (),
@@ -175,6 +176,7 @@ def test_missing_intermediate_page_names_the_missing_issuer(
     assert dom.find("h1").text == "Origin missing-intermediate"
     checks = {row.attrs["data-title"]: row for row in dom.find_all("tr", cls="check")}
     assert list(checks) == [
+        "Connection",
         "Protocols and cipher suites",
         "Certificate name",
         "Certificate chain",
@@ -271,3 +273,23 @@ def test_screenshots(browser: Browser, demo: ExporterProcess, tmp_path: Path) ->
         docs.mkdir(exist_ok=True)
         for name, path in shots.items():
             shutil.copyfile(path, docs / name)
+
+
+@pytest.mark.parametrize("path", ["/", "/origin/missing-intermediate", "/docs/alerts"])
+def test_pages_fit_a_420_px_screen(
+    chromium: str, demo: ExporterProcess, tmp_path: Path, path: str
+) -> None:
+    """Nothing wider than the screen outside a scrolling table: the page never scrolls
+    sideways on a phone (wide tables scroll inside their own frame)."""
+    with DevToolsBrowser(chromium, tmp_path / "profile") as browser:
+        layout = browser.layout(demo.url + path, 420)
+    assert layout["scrollWidth"] <= layout["clientWidth"] == 420, layout
+    assert layout["widestRight"] <= 420.5, layout
+
+
+def test_pages_refresh_themselves_without_script(browser: Browser, demo: ExporterProcess) -> None:
+    for path in ("/", "/origin/good"):
+        dom = browser.dom(demo.url + path)
+        refresh = [m for m in dom.find_all("meta") if m.attrs.get("http-equiv") == "refresh"]
+        assert [m.attrs["content"] for m in refresh] == ["30"], path
+        assert not dom.find_all("script")

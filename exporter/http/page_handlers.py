@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from importlib import resources
 
 from aiohttp import web
 
-from ..pages import render_index, render_not_found, render_origin
+from ..pages import render_index, render_not_found, render_origin, render_runbooks
 from .state import STATE
 
 CONTENT_SECURITY_POLICY = (
@@ -35,8 +36,15 @@ def _html(body: str, status: int = 200) -> web.Response:
 
 async def index_page(request: web.Request) -> web.Response:
     """`/?q=&verdict=all|failing|compatible|pending&sort=name|verdict|expiry|last&desc=1`."""
-    states = request.app[STATE].store.snapshot()
-    render = functools.partial(render_index, states, dict(request.query))
+    state = request.app[STATE]
+    states = state.store.snapshot()
+    render = functools.partial(
+        render_index,
+        states,
+        dict(request.query),
+        shard=state.shard,
+        configured=len(state.config.origins),
+    )
     return _html(await asyncio.get_running_loop().run_in_executor(None, render))
 
 
@@ -53,3 +61,14 @@ async def origin_page(request: web.Request) -> web.Response:
         render_origin, state, store.history(name), store.history(name, failures=True)
     )
     return _html(await loop.run_in_executor(None, render))
+
+
+async def runbooks_page(request: web.Request) -> web.Response:
+    """`/docs/alerts`: every alert, what it means and what to do (the alerts link here)."""
+    text = await asyncio.get_running_loop().run_in_executor(None, _runbooks)
+    return _html(text)
+
+
+def _runbooks() -> str:
+    markdown = resources.files("exporter").joinpath("runbooks/alerts.md").read_text("utf-8")
+    return render_runbooks(markdown)

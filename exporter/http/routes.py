@@ -23,6 +23,7 @@ def build_app(state: WebState) -> web.Application:
     app.router.add_get("/api/v1/origins/{name}", api.origin_json)
     app.router.add_get("/origin/{name:.+}", page_handlers.origin_page)
     app.router.add_get("/config", api.config_view)
+    app.router.add_get("/docs/alerts", page_handlers.runbooks_page)
     return app
 
 
