@@ -150,6 +150,12 @@ def _check_parser(commands: Any) -> None:
     option("--connection-timeout", metavar="DURATION", help="ConnectionTimeout, 1s..10s (10s)")
     option("--ip-address-type", metavar="TYPE", help=_choices(IpAddressType))
     option("--max-addresses", metavar="N", help="addresses of HOST probed, 1..64 (8)")
+    check.add_argument(
+        "--keepalive-check",
+        action="store_true",
+        help="watch the idle connection for the whole OriginKeepaliveTimeout (5s) after the "
+        "answer, not only while the probe runs",
+    )
     option("--output", choices=["text", "json"], default="text")
     check.set_defaults(handler=_check)
 
@@ -212,7 +218,8 @@ def _check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"origin-tls-exporter check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = replace(origin.options(), deadline=None)  # a person waits; no overall bound
+    # A person waits: no overall bound.
+    options = replace(origin.options(), deadline=None, keepalive_check=args.keepalive_check)
     try:
         result = asyncio.run(Engine().probe(origin.target(), options))
     except ValueError as exc:  # a ca_file that holds no certificates

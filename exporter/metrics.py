@@ -136,11 +136,55 @@ class ResultFamilies:
                 group=negotiation.group or "",
             )
         self._add_cloudfront(base, result)
+        self._add_around(base, result)
         table = matrix(result)
         if table is not None:
             self._add_matrix(base, table)
         self._add_certificates(base, result)
         self._add_seen_certificates(base, item)
+
+    def _add_around(self, base: dict[str, str], result: Judgment) -> None:
+        """Every address of the name, and the request CloudFront forwards."""
+        s = self._set
+        if result.addresses:
+            s(
+                "addresses",
+                "Addresses the origin's name resolves to (probed).",
+                base,
+                float(len(result.addresses)),
+            )
+        for verdict in result.addresses:
+            s(
+                "address_compatible",
+                "1 if CloudFront can connect to the origin at this address, 0 if not.",
+                base,
+                float(verdict.compatible),
+                address=verdict.address,
+            )
+        http = result.http
+        if http is None:
+            return
+        if http.status_code is not None:
+            s(
+                "http_status_code",
+                "The status code of the origin's answer to the request.",
+                base,
+                float(http.status_code),
+            )
+        if http.first_byte_seconds is not None:
+            s(
+                "http_first_byte_seconds",
+                "From the request to the first byte of the answer.",
+                base,
+                http.first_byte_seconds,
+            )
+        if http.response_seconds is not None:
+            s(
+                "http_response_seconds",
+                "From the request to the whole answer (bounded).",
+                base,
+                http.response_seconds,
+            )
 
     def _add_cloudfront(self, base: dict[str, str], result: Judgment) -> None:
         """CloudFront's own handshake (s2n-tls): the decisive one, each generation, warnings."""

@@ -76,6 +76,7 @@ def result_dict(result: Judgment) -> dict[str, Any]:
     target = result.target
     negotiation = result.negotiation
     chain = result.chain
+    resolution = result.observations.resolution
     match = result.name_match
     return {
         "target": {
@@ -114,6 +115,17 @@ def result_dict(result: Judgment) -> dict[str, Any]:
             for w, detail in result.warnings
         ],
         "disagreements": list(result.disagreements),
+        "resolution": None if resolution is None else asdict(resolution),
+        "addresses": [
+            {
+                "address": a.address,
+                "compatible": a.compatible,
+                "reasons": [str(r) for r in a.reasons],
+                "sources": [str(x) for x in a.sources],
+            }
+            for a in result.addresses
+        ],
+        "http": None if result.http is None else result.http.as_dict(),
         "error": result.error,
         "negotiated": None
         if negotiation is None
@@ -144,6 +156,29 @@ def result_dict(result: Judgment) -> dict[str, Any]:
         "openssl_commands": openssl_commands(target, result.catalogue),
         "log": list(result.log),
     }
+
+
+def _around_lines(result: Judgment) -> list[str]:
+    """One line per address of the name, then the request CloudFront forwards."""
+    lines = []
+    resolution = result.observations.resolution
+    if resolution is not None and len(result.addresses) > 1:
+        cut = f" (of {resolution.truncated_from})" if resolution.truncated_from else ""
+        lines.append(f"addresses ({resolution.resolver}){cut}:")
+    for verdict in result.addresses if len(result.addresses) > 1 else ():
+        why = ", ".join(verdict.reasons) or "CloudFront can connect"
+        lines.append(f"  {verdict.address}: {'ok' if verdict.compatible else 'FAIL'}: {why}")
+    http = result.http
+    if http is not None:
+        status = f"HTTP {http.status_code}" if http.status_code is not None else http.outcome
+        first = (
+            f", first byte {http.first_byte_seconds * 1000:.0f} ms"
+            if http.first_byte_seconds is not None
+            else ""
+        )
+        detail = f" ({http.detail})" if http.detail else ""
+        lines.append(f"request {result.target.request_line}: {status}{first}{detail}")
+    return lines
 
 
 def _cloudfront_lines(result: Judgment) -> list[str]:
@@ -208,6 +243,7 @@ def render_text(result: Judgment, now: dt.datetime) -> str:
         reasons = ", ".join(f"{r} ({source})" for r, source in reasons_with_sources(result))
         out.append(f"VERDICT: CloudFront can NOT connect (HTTP {viewer_status(result)}): {reasons}")
     out.extend(_cloudfront_lines(result))
+    out.extend(_around_lines(result))
     out.append("")
     for check in checklist(result, now):
         out.append(f"[{check.mark}] {check.title}: {check.finding}")

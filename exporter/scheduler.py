@@ -76,7 +76,7 @@ class Scheduler:
         """The latest observations under the new settings (a new `ca_file` or policy)."""
         now = dt.datetime.now(dt.UTC)
         try:
-            return self.engine.rejudge(latest.observations, origin.target(), now)
+            return self.engine.rejudge(latest.observations, origin.target(), now, origin.options())
         except ValueError as exc:  # an unreadable ca_file: wait for the probe to say so
             log.warning("cannot judge again", extra={"origin": origin.name, "error": str(exc)})
             return None

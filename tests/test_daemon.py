@@ -111,7 +111,7 @@ def test_metrics_contract(daemon: tuple[ExporterProcess, Path], origins: TestOri
         leaf_expiry,
         origins.pki.intermediate.cert.not_valid_after_utc.timestamp(),
     )
-    assert value(series, "origin_tls_cert_key_bits", position="leaf", type="RSA", **good) == 2048
+    assert value(series, "origin_tls_cert_key_size", position="leaf", type="RSA", **good) == 2048
     assert (
         value(
             series,

@@ -61,6 +61,7 @@ SCENARIOS = (
     "sslv3_only",
     "legacy_tls",
     "handshake_failed",
+    "undocumented_only",
 )
 #: fleet origins with no TLS to compare: sslyze and the engine only agree they are unreachable
 NOT_TLS = ("not_tls", "silent", "closed")

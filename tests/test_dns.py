@@ -15,12 +15,11 @@ import pytest
 from exporter.demo.pki import DemoPKI, write_chain
 from exporter.engine.dns import (
     DnsSettings,
-    IpAddressType,
     Resolution,
-    parse_dns_server,
     resolve_addresses,
 )
 from exporter.engine.errors import ResolveError
+from exporter.engine.target import DnsServer, IpAddressType
 from tests.servers.dnsmasq import DnsmasqServer, DnsRecords, host_records, silent_dns_server
 from tests.servers.nginx import NginxServer, NginxSite
 
@@ -49,7 +48,7 @@ def dnsmasq() -> Iterator[DnsmasqServer]:
 
 @pytest.fixture(scope="module")
 def settings(dnsmasq: DnsmasqServer) -> DnsSettings:
-    return DnsSettings(servers=(dnsmasq.server,), timeout=2.0)
+    return DnsSettings(servers=(DnsServer(*dnsmasq.server),), timeout=2.0)
 
 
 def resolve(host: str, settings: DnsSettings, kind: str = "ipv4", **kwargs: object) -> Resolution:
@@ -61,7 +60,7 @@ def resolve(host: str, settings: DnsSettings, kind: str = "ipv4", **kwargs: obje
 def test_every_a_record_is_returned_in_a_stable_order(settings: DnsSettings) -> None:
     result = resolve("multi.test", settings)
     assert result.addresses == ("127.0.0.2", "127.0.0.3", "127.0.0.4")
-    assert result.resolver == f"127.0.0.1:{settings.servers[0][1]}"
+    assert result.resolver == f"127.0.0.1:{settings.servers[0].port}"
     assert result.truncated_from is None
     assert [a.record_type for a in result.answers] == ["A"]
     assert result.duration_seconds < settings.timeout
@@ -103,7 +102,7 @@ def test_a_cname_chain_is_followed(settings: DnsSettings) -> None:
 
 
 def test_nxdomain_names_the_name_and_the_server(settings: DnsSettings) -> None:
-    server = f"127.0.0.1:{settings.servers[0][1]}"
+    server = f"127.0.0.1:{settings.servers[0].port}"
     with pytest.raises(ResolveError) as caught:
         resolve("missing.test", settings, "dualstack")
     message = str(caught.value)
@@ -115,7 +114,7 @@ def test_nxdomain_names_the_name_and_the_server(settings: DnsSettings) -> None:
 
 def test_a_server_that_never_answers_fails_within_the_timeout() -> None:
     with silent_dns_server() as server:
-        settings = DnsSettings(servers=(server,), timeout=0.5)
+        settings = DnsSettings(servers=(DnsServer(*server),), timeout=0.5)
         started = time.monotonic()
         with pytest.raises(ResolveError, match=r"no answer within 0\.5s") as caught:
             resolve("multi.test", settings, "dualstack")
@@ -138,7 +137,7 @@ def test_the_system_resolver_knows_localhost() -> None:
 
 
 def test_ip_literals_and_overrides_skip_dns() -> None:
-    unreachable = DnsSettings(servers=(("127.0.0.1", 9),), timeout=0.2)
+    unreachable = DnsSettings(servers=(DnsServer("127.0.0.1", 9),), timeout=0.2)
     assert resolve("[::1]", unreachable, "ipv6").addresses == ("::1",)
     assert resolve("127.0.0.9", unreachable).resolver == "literal"
     result = resolve("anything.test", unreachable, override="127.0.0.3, 127.0.0.2")
@@ -147,45 +146,11 @@ def test_ip_literals_and_overrides_skip_dns() -> None:
         resolve("anything.test", unreachable, override="not-an-ip")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1", ("127.0.0.1", 53)),
-        (" 127.0.0.1:5353 ", ("127.0.0.1", 5353)),
-        ("[::1]:53", ("::1", 53)),
-        ("[::1]", ("::1", 53)),
-        ("::1", ("::1", 53)),
-        ("2001:db8::1", ("2001:db8::1", 53)),
-    ],
-)
-def test_parse_dns_server(text: str, expected: tuple[str, int]) -> None:
-    assert parse_dns_server(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("dns.google", "not an IP address"),
-        ("1.2.3.4:0", "not in 1-65535"),
-        ("1.2.3.4:65536", "not in 1-65535"),
-        ("1.2.3.4:x", "not in 1-65535"),
-        ("1.2.3.4:", "empty port"),
-        ("[::1]:", "empty port"),
-        ("[::1", "expected"),
-        ("", "not an IP address"),
-    ],
-)
-def test_parse_dns_server_rejects(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_dns_server(text)
-
-
 def test_settings_reject_a_non_positive_timeout() -> None:
     with pytest.raises(ValueError, match="positive"):
         DnsSettings(timeout=0)
-    assert DnsSettings.from_strings(["127.0.0.1", "[::1]:5353"]).resolver_name == (
-        "127.0.0.1:53, [::1]:5353"
-    )
+    servers = (DnsServer("127.0.0.1"), DnsServer("::1", 5353))
+    assert DnsSettings(servers).resolver_name == "127.0.0.1:53, [::1]:5353"
 
 
 def _loopback_alias_works(address: str) -> bool:

@@ -20,7 +20,6 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import dns.asyncresolver
 import dns.exception
@@ -30,84 +29,35 @@ import dns.resolver
 
 from .errors import ResolveError
 from .net import is_ip_literal, sni_name
+from .target import DEFAULT_DNS_TIMEOUT, DnsServer, IpAddressType
 
-DNS_PORT = 53
 SYSTEM_RESOLVER = "system"
 
 
-class IpAddressType(StrEnum):
-    """CloudFront's origin IpAddressType: which address families it connects over."""
-
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
-    DUALSTACK = "dualstack"
-
-    @property
-    def record_types(self) -> tuple[str, ...]:
-        return {"ipv4": ("A",), "ipv6": ("AAAA",), "dualstack": ("A", "AAAA")}[self.value]
-
-
-def parse_dns_server(text: str) -> tuple[str, int]:
-    """`IP`, `IP:PORT` or `[IPv6]:PORT` -> (ip, port); ValueError saying what is wrong.
-
-    Only IP addresses: a resolver named by a host name would need a resolver to find it.
-    """
-    spec = text.strip()
-    host, port_text = spec, ""
-    if spec.startswith("["):
-        host, sep, rest = spec[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"DNS server {text!r}: expected [IPv6]:PORT")
-        port_text = rest[1:]
-        if rest and not port_text:
-            raise ValueError(f"DNS server {text!r}: empty port")
-    elif spec.count(":") == 1:
-        host, port_text = spec.split(":")
-        if not port_text:
-            raise ValueError(f"DNS server {text!r}: empty port")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"DNS server {text!r}: {host!r} is not an IP address") from None
-    return str(address), _parse_port(text, port_text)
-
-
-def _parse_port(text: str, port_text: str) -> int:
-    if not port_text:
-        return DNS_PORT
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"DNS server {text!r}: port {port_text!r} is not in 1-65535")
-    return int(port_text)
-
-
-def format_server(server: tuple[str, int]) -> str:
-    host, port = server
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+RECORD_TYPES = {
+    IpAddressType.IPV4: ("A",),
+    IpAddressType.IPV6: ("AAAA",),
+    IpAddressType.DUALSTACK: ("A", "AAAA"),
+}
 
 
 @dataclass(frozen=True)
 class DnsSettings:
     """Which resolver to ask and how long to wait; no servers means the host's resolver."""
 
-    servers: tuple[tuple[str, int], ...] = ()
-    timeout: float = 2.0
+    servers: tuple[DnsServer, ...] = ()  # IP literals only: parsed by the configuration
+    timeout: float = DEFAULT_DNS_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise ValueError(f"DNS timeout must be positive, not {self.timeout!r}")
-        for server in self.servers:
-            parse_dns_server(format_server(server))  # the same checks as for parsed text
-
-    @classmethod
-    def from_strings(cls, servers: Iterable[str], timeout: float = 2.0) -> DnsSettings:
-        return cls(tuple(parse_dns_server(s) for s in servers), timeout)
 
     @property
     def resolver_name(self) -> str:
         """How a report names this resolver: "system" or "127.0.0.1:53, [::1]:53"."""
         if not self.servers:
             return SYSTEM_RESOLVER
-        return ", ".join(format_server(s) for s in self.servers)
+        return ", ".join(s.display for s in self.servers)
 
 
 @dataclass(frozen=True)
@@ -170,7 +120,7 @@ async def resolve_addresses(
         raise ResolveError("cannot resolve an empty name")
     query = _query_servers if settings.servers else _query_system
     answers = await asyncio.gather(
-        *(query(name, rdtype, settings) for rdtype in ip_address_type.record_types)
+        *(query(name, rdtype, settings) for rdtype in RECORD_TYPES[ip_address_type])
     )
     found = order_addresses(a for answer in answers for a in answer.addresses)
     if not found:
@@ -215,7 +165,7 @@ def _make_resolver(settings: DnsSettings) -> dns.asyncresolver.Resolver:
     """A resolver that asks exactly `settings.servers`: no /etc/resolv.conf, no search list."""
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [
-        dns.nameserver.Do53Nameserver(ip, port) for ip, port in settings.servers
+        dns.nameserver.Do53Nameserver(s.address, s.port) for s in settings.servers
     ]
     resolver.timeout = settings.timeout
     resolver.lifetime = settings.timeout

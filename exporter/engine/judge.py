@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tlslite.constants import AlertDescription
 from tlslite.constants import CipherSuite as TlsliteSuites
@@ -19,6 +19,7 @@ from .certs import CertificateParseError
 from .chain import ChainAnalysis, ChainStatus, TrustStore, analyse_chain
 from .names import NameMatch, match_identifiers, match_name
 from .observations import (
+    AddressRecord,
     EnumerationRecord,
     HandshakeRecord,
     HelloAnswerRecord,
@@ -27,9 +28,22 @@ from .observations import (
     StopRecord,
     TargetRecord,
 )
-from .result import GenerationOutcome, Judgment, Negotiation, ProtocolResult, SuiteResult
+from .request import HttpExchange, Outcome
+from .result import (
+    AddressVerdict,
+    GenerationOutcome,
+    Judgment,
+    Negotiation,
+    ProtocolResult,
+    SuiteResult,
+)
 from .s2n import CloudFrontHandshake, policy_for
-from .target import CloudFrontPolicy, ProbeTarget
+from .target import (
+    DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT,
+    CloudFrontPolicy,
+    ProbeOptions,
+    ProbeTarget,
+)
 from .verdict import Category, CloudFrontWarning, FailureReason, Source
 
 W = CloudFrontWarning
@@ -50,10 +64,12 @@ class Policy:
 
     protocols: tuple[Protocol, ...]  # OriginSslProtocols
     cloudfront_policy: str = CloudFrontPolicy.UPSTREAM  # the s2n-tls policy generation
+    origin_keepalive_timeout: float = DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT
 
     @classmethod
-    def of(cls, target: ProbeTarget) -> Policy:
-        return cls(target.protocols, target.cloudfront_policy)
+    def of(cls, target: ProbeTarget, options: ProbeOptions | None = None) -> Policy:
+        keepalive = (options or ProbeOptions()).origin_keepalive_timeout
+        return cls(target.protocols, target.cloudfront_policy, keepalive)
 
 
 def judge(
@@ -95,8 +111,18 @@ def judge(
         if observations.tls_library is not None or stop is None:
             note(f"decided without s2n-tls: {usable}")
     else:
-        stale = now.timestamp() > observations.started_at + observations.duration_seconds + 60
-        decision = _decide(own, usable.handshake, stale)
+        decision = _decide(own, usable.handshake, _stale(observations, now))
+    if stop is None:
+        decision = _with_request(decision, observations.http)
+    primary = AddressVerdict(
+        observations.address or "", not decision.reasons and stop is None, decision.reasons
+    )
+    others = tuple(
+        _address_verdict(a, trust, catalogue, policy, now, target.checked_name)
+        for a in observations.other_addresses
+    )
+    addresses = (primary, *others)
+    decision = _with_addresses(decision, addresses[1:])
     reasons = decision.reasons
     compatible = not reasons and stop is None
     return Judgment(
@@ -115,13 +141,124 @@ def judge(
         error=stop.detail if stop else None,
         log=tuple(log),
         sources=decision.sources,
-        warnings=_warnings(catalogue, policy, protocols, chain, decisive, decision),
+        warnings=_warnings(catalogue, policy, protocols, chain, decisive, decision)
+        + _request_warnings(observations.http, policy),
+        addresses=addresses,
+        http=observations.http,
         disagreements=decision.disagreements,
         generation=policy.cloudfront_policy,
         cloudfront=decisive,
         generations=generations,
         tls_library=observations.tls_library,
         decided_by="exporter" if isinstance(usable, str) else "s2n-tls",
+    )
+
+
+def _stale(observations: Observations, now: dt.datetime) -> bool:
+    """Judged well after the probe: s2n-tls checked the dates of then, not of `now`."""
+    return now.timestamp() > observations.started_at + observations.duration_seconds + 60
+
+
+_REQUEST_REASONS = {
+    Outcome.RESPONSE_TIMEOUT: FailureReason.RESPONSE_TIMEOUT,
+    Outcome.INVALID_RESPONSE: FailureReason.HTTP_INVALID_RESPONSE,
+    Outcome.CLOSED: FailureReason.HTTP_INVALID_RESPONSE,
+}
+
+
+def _with_request(decision: _Decision, http: HttpExchange | None) -> _Decision:
+    """The request CloudFront forwards once its handshake completes: no first byte within
+    the origin response timeout is a 504, an answer that is not HTTP/1.x a 502. The origin's
+    own 4xx/5xx is its answer, not a failure of CloudFront's connection."""
+    if http is None or decision.reasons:
+        return decision
+    reason = _REQUEST_REASONS.get(http.outcome)
+    if http.outcome is Outcome.TLS_ERROR and "certificate required" in (http.detail or ""):
+        reason = FailureReason.CLIENT_CERTIFICATE_REQUIRED
+    if reason is None:
+        if http.outcome is Outcome.TLS_ERROR:
+            note = f"the exporter's own request could not complete TLS ({http.detail})"
+            return replace(decision, disagreements=(*decision.disagreements, note))
+        return decision
+    return replace(decision, reasons=(reason,), sources=(Source.EXPORTER,))
+
+
+def _request_warnings(
+    http: HttpExchange | None, policy: Policy
+) -> tuple[tuple[CloudFrontWarning, str], ...]:
+    if http is None or http.outcome is not Outcome.OK:
+        return ()
+    if http.connection_close:
+        return ((W.CLOSES_KEEPALIVE_EARLY, "the origin answers Connection: close"),)
+    idle = http.idle_close_seconds
+    if idle is not None and idle < policy.origin_keepalive_timeout:
+        detail = (
+            f"the origin closed the idle connection after {idle:.1f}s, before CloudFront's "
+            f"{policy.origin_keepalive_timeout:g}s keep-alive timeout"
+        )
+        return ((W.CLOSES_KEEPALIVE_EARLY, detail),)
+    return ()
+
+
+def _address_verdict(
+    record: AddressRecord,
+    trust: TrustStore,
+    catalogue: Catalogue,
+    policy: Policy,
+    now: dt.datetime,
+    name: str,
+) -> AddressVerdict:
+    """Another address: its whole judgment when it was probed in full, else CloudFront's
+    handshake there, explained by the chain it sent."""
+    if record.full is not None:
+        full = judge(record.full, trust, catalogue, policy, now)
+        return AddressVerdict(record.address, full.compatible, full.reasons, full.sources)
+    if record.stopped is not None:
+        reasons = _stop_reasons(record.stopped.kind)
+        return AddressVerdict(record.address, False, reasons, (Source.EXPORTER,) * len(reasons))
+    if not record.cloudfront_handshakes:
+        return AddressVerdict(record.address, True, ())
+    handshake = record.cloudfront_handshakes[0]
+    own: tuple[FailureReason, ...] = ()
+    if handshake.peer_chain:
+        sent = Observations(
+            target=TargetRecord("", 0, None, (), None, None),
+            started_at=0.0,
+            duration_seconds=0.0,
+            certificates=handshake.peer_chain,
+        )
+        chain, match, error = _certificates(sent, trust, name, now, _Notes([], 0.0))
+        own = _certificate_reasons(chain, match, error)
+    decision = _decide(own, handshake, stale=False)
+    return AddressVerdict(record.address, not decision.reasons, decision.reasons, decision.sources)
+
+
+def _certificate_reasons(
+    chain: ChainAnalysis | None, match: NameMatch | None, error: str | None
+) -> tuple[FailureReason, ...]:
+    reasons: list[FailureReason] = [FailureReason.HANDSHAKE_FAILED] if error else []
+    if match is not None and not match.ok:
+        reasons.append(FailureReason.NAME_MISMATCH)
+    if chain is not None:
+        reasons.extend(_CHAIN_REASONS[p] for p in chain.problems)
+    return tuple(reasons)
+
+
+def _with_addresses(decision: _Decision, others: Sequence[AddressVerdict]) -> _Decision:
+    """CloudFront may connect to any address: the reasons of any failing one are the
+    origin's (each with its own source), said once."""
+    reasons, sources = list(decision.reasons), list(decision.sources)
+    notes = list(decision.disagreements)
+    for verdict in others:
+        if verdict.compatible:
+            continue
+        notes.append(f"{verdict.address} fails: {', '.join(verdict.reasons)}")
+        for reason, source in zip(verdict.reasons, verdict.sources, strict=False):
+            if reason not in reasons:
+                reasons.append(reason)
+                sources.append(source)
+    return replace(
+        decision, reasons=tuple(reasons), sources=tuple(sources), disagreements=tuple(notes)
     )
 
 
@@ -188,6 +325,10 @@ def _decide(
         )
         sources = (Source.AWS_DOCUMENTATION,) * len(documented) + (Source.EXPORTER,) * len(since)
         return _Decision(documented + since, sources, overruled, notes)
+    if handshake.client_certificate_requested and not handshake.client_certificate_sent:
+        # s2n-tls saw the request for a certificate it had none to answer with.
+        reason = FailureReason.CLIENT_CERTIFICATE_REQUIRED
+        return _Decision((reason,), (Source.TLS_LIBRARY,), (), ())
     stage = _failing_stage(handshake)
     explaining = tuple(r for r in own if _STAGES[r.category] >= stage)
     contradicting = tuple(r for r in own if _STAGES[r.category] < stage)
@@ -357,12 +498,7 @@ def _reasons(
     reasons: list[FailureReason] = []
     if negotiation is None or not negotiation.completed:
         reasons.append(_handshake_reason(protocols, negotiation))
-    if chain_error is not None:
-        reasons.append(FailureReason.HANDSHAKE_FAILED)
-    if match is not None and not match.ok:
-        reasons.append(FailureReason.NAME_MISMATCH)
-    if chain is not None:
-        reasons.extend(_CHAIN_REASONS[p] for p in chain.problems)
+    reasons.extend(_certificate_reasons(chain, match, chain_error))
     return tuple(dict.fromkeys(reasons))
 
 

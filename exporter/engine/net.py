@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import idna
 
-from .errors import BudgetExceeded, ConnectError, ProbeTimeout, ResolveError
+from .errors import BudgetExceeded, ConnectError, EngineError, ProbeTimeout, ResolveError
 
 MAX_BYTES_PER_PROBE = 8 * 1024 * 1024
 """Bytes one probe reads from an origin over all its connections (see docs/limits.md)."""
@@ -88,6 +88,9 @@ class Endpoint:
     connections_opened: int = 0
     bytes_read: int = 0  # charged by every reader, over all connections
     tls_seen: bool = False  # some connection got a valid TLS record header back
+    connect_attempts: int = 1  # CloudFront's ConnectionAttempts, until one connect succeeds
+    connect_timeout: float | None = None  # CloudFront's ConnectionTimeout; None: `timeout`
+    reached: bool = False  # a TCP connect has succeeded: later ones get one attempt
     _slots: asyncio.Semaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,19 +119,35 @@ class Endpoint:
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
         async with self.slot():
-            try:
-                async with asyncio.timeout(self.timeout):
-                    reader, writer = await asyncio.open_connection(self.address, self.port)
-            except TimeoutError:
-                raise ProbeTimeout(f"TCP connect to {self.display} timed out") from None
-            except OSError as exc:
-                raise ConnectError(
-                    f"TCP connect to {self.display} failed: {describe_os_error(exc)}"
-                ) from None
+            reader, writer = await self.open()
             try:
                 yield reader, writer
             finally:
                 writer.transport.abort()
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection as CloudFront makes one: up to `connect_attempts` tries of
+        `connect_timeout` each until the origin has been reached once, then one."""
+        attempts = 1 if self.reached else max(1, self.connect_attempts)
+        wait = min(self.connect_timeout or self.timeout, self.timeout)
+        failure: EngineError = ConnectError(f"TCP connect to {self.display} failed")
+        for attempt in range(1, attempts + 1):
+            tried = f" (attempt {attempt} of {attempts})" if attempts > 1 else ""
+            try:
+                async with asyncio.timeout(wait):
+                    connection = await asyncio.open_connection(self.address, self.port)
+            except TimeoutError:
+                failure = ProbeTimeout(
+                    f"TCP connect to {self.display} timed out after {wait:g}s{tried}"
+                )
+            except OSError as exc:
+                failure = ConnectError(
+                    f"TCP connect to {self.display} failed{tried}: {describe_os_error(exc)}"
+                )
+            else:
+                self.reached = True
+                return connection
+        raise failure
 
 
 def describe_os_error(exc: OSError) -> str:

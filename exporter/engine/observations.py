@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from .hello import Refusal, ServerHelloInfo
+from .request import HttpExchange
 from .s2n import CloudFrontHandshake, TlsLibraryInfo
 from .target import ProbeTarget
 
@@ -137,6 +138,28 @@ class TargetRecord:
 
 
 @dataclass(frozen=True)
+class ResolutionRecord:
+    """What the origin's name resolved to, through which resolver."""
+
+    resolver: str  # "system", the DNS servers asked, "literal" or "override"
+    addresses: tuple[str, ...]
+    truncated_from: int | None = None  # how many there were, when max_addresses cut some
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class AddressRecord:
+    """Another address of the origin's name: CloudFront's handshake there, and the whole
+    probe again (`full`) when it answered differently from the first address."""
+
+    address: str
+    cloudfront_handshakes: tuple[CloudFrontHandshake, ...] = ()
+    full: Observations | None = None
+    stopped: StopRecord | None = None
+    connections: int = 0
+
+
+@dataclass(frozen=True)
 class Observations:
     target: TargetRecord
     started_at: float  # unix time
@@ -150,6 +173,9 @@ class Observations:
     cloudfront_handshakes: tuple[CloudFrontHandshake, ...] = ()  # s2n-tls, one per generation
     tls_library: TlsLibraryInfo | None = None  # None: not asked (the probe stopped first)
     trust_digest: str | None = None  # the roots s2n-tls verified against (see `TrustStore`)
+    resolution: ResolutionRecord | None = None
+    other_addresses: tuple[AddressRecord, ...] = ()  # the first address is `address`
+    http: HttpExchange | None = None  # the request CloudFront forwards, on the first address
     connections: int = 0
     bytes_read: int = 0
     stopped: StopRecord | None = None

@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import ssl
+import tempfile
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TypeVar
 
 from .catalogue import (
@@ -28,31 +32,36 @@ from .catalogue import (
 )
 from .chain import TrustStore
 from .confirm import Confirmation, HandshakeConfirmer
+from .dns import DnsSettings, resolve_addresses
 from .enumeration import cloudfront_spec, enumerate_protocol, first_offer
 from .errors import BudgetExceeded, ConnectError, EngineError, ProbeTimeout
 from .hello import HelloAnswer, HelloSpec, ReadUntil, Refusal, ServerHelloInfo, exchange_hello
 from .judge import Policy, judge
-from .net import Endpoint, resolve
+from .net import Endpoint
 from .observations import (
+    AddressRecord,
     EnumerationRecord,
     HandshakeRecord,
     HelloAnswerRecord,
     HelloExchange,
     Observations,
+    ResolutionRecord,
     StopRecord,
     TargetRecord,
 )
+from .request import HttpExchange, forward_request
 from .result import Judgment
 from .s2n import (
     GENERATIONS,
     CloudFrontHandshake,
+    S2nUnavailable,
     TlsLibraryInfo,
     cloudfront_handshake,
     cloudfront_name_check,
     policy_for,
     tls_library,
 )
-from .target import ConfirmMode, ProbeOptions, ProbeTarget
+from .target import CloudFrontPolicy, ConfirmMode, ProbeOptions, ProbeTarget
 
 _T = TypeVar("_T")
 
@@ -95,20 +104,23 @@ class Engine:
 
         Never raises for anything the origin does; bad `ca_file` raises ValueError."""
         trust = self.trust_store(target.ca_file)
-        observations = await self.observe(target, options)
-        return judge(
-            observations, trust, self.catalogue, Policy.of(target), dt.datetime.now(dt.UTC)
-        )
+        observations = await self.observe(target, options, trust)
+        policy = Policy.of(target, options)
+        return judge(observations, trust, self.catalogue, policy, dt.datetime.now(dt.UTC))
 
     def rejudge(
-        self, observations: Observations, target: ProbeTarget, now: dt.datetime
+        self,
+        observations: Observations,
+        target: ProbeTarget,
+        now: dt.datetime,
+        options: ProbeOptions | None = None,
     ) -> Judgment | None:
         """Judge earlier observations under `target`'s trust store and policy, or None when
         they are not about what `target` would probe (another endpoint, name or offer)."""
         if not _same_probe(observations, target, self.catalogue):
             return None
         trust = self.trust_store(target.ca_file)
-        return judge(observations, trust, self.catalogue, Policy.of(target), now)
+        return judge(observations, trust, self.catalogue, Policy.of(target, options), now)
 
     async def observe(
         self,
@@ -123,18 +135,59 @@ class Engine:
         started_at = time.time()
         start = time.monotonic()
         log = _Log(start)
-        run = _Run(self, target, options, log, trust)
+        run = _Run(self, target, options, log, trust, client_certificate=_client_pems(target))
+        others: list[_Other] = []
         stopped: StopRecord | None = None
         try:
             async with asyncio.timeout(options.deadline):
-                await run.phases()
+                others = await self._every_address(run)
         except TimeoutError:
             stopped = StopRecord("timeout", f"probe deadline of {options.deadline:g}s exceeded")
             log(stopped.detail)
         except EngineError as exc:
             stopped = StopRecord(exc.reason, str(exc))
             log(f"stopped: {exc}")
-        return run.observations(started_at, time.monotonic() - start, stopped)
+        records = tuple(o.record() for o in others)
+        return run.observations(started_at, time.monotonic() - start, stopped, records)
+
+    async def _every_address(self, run: _Run) -> list[_Other]:
+        """Resolve as CloudFront does, probe the first address in full and CloudFront's
+        handshake on each other one (in parallel), and in full again any address that
+        answered differently; then the request CloudFront forwards."""
+        target, options = run.target, run.options
+        resolution = await resolve_addresses(
+            target.host,
+            DnsSettings(options.dns_servers, options.dns_timeout),
+            options.ip_address_type,
+            options.max_addresses,
+            target.address,
+        )
+        run.resolution = ResolutionRecord(
+            resolution.resolver,
+            resolution.addresses,
+            resolution.truncated_from,
+            resolution.duration_seconds,
+        )
+        first, *rest = resolution.addresses
+        run.log(
+            f"resolved {target.host} to {', '.join(resolution.addresses)} "
+            f"({resolution.resolver}); SNI {target.server_name or '(none)'}"
+        )
+        others = [_Other(run, address) for address in rest]
+        beside: list[asyncio.Future[None]] = [asyncio.ensure_future(o.handshake()) for o in others]
+        try:
+            await run.phases(first)
+        finally:
+            run.probed.set()
+            beside += [run.request] if run.request is not None else []
+            outcomes = await asyncio.gather(*beside, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BudgetExceeded):
+                raise outcome
+        for other in others:
+            if other.differs_from(run):
+                await other.probe_in_full()
+        return others
 
 
 @dataclass
@@ -156,9 +209,18 @@ class _Run:
     certificates_from: str | None = None
     cloudfront_handshakes: tuple[CloudFrontHandshake, ...] = ()
     tls_library: TlsLibraryInfo | None = None
+    resolution: ResolutionRecord | None = None
+    http: HttpExchange | None = None
+    client_certificate: tuple[bytes, bytes] | None = None  # (chain PEM, key PEM)
+    request: asyncio.Future[None] | None = None  # the forwarded request, once TLS is seen
+    probed: asyncio.Event = field(default_factory=asyncio.Event)  # the rest is done
 
     def observations(
-        self, started_at: float, duration: float, stopped: StopRecord | None
+        self,
+        started_at: float,
+        duration: float,
+        stopped: StopRecord | None,
+        others: tuple[AddressRecord, ...] = (),
     ) -> Observations:
         target = self.target
         return Observations(
@@ -174,14 +236,17 @@ class _Run:
             cloudfront_handshakes=self.cloudfront_handshakes,
             tls_library=self.tls_library,
             trust_digest=self.trust.digest if self.cloudfront_handshakes else None,
+            resolution=self.resolution,
+            other_addresses=others,
+            http=self.http,
             connections=self.endpoint.connections_opened if self.endpoint else 0,
             bytes_read=self.endpoint.bytes_read if self.endpoint else 0,
             stopped=stopped,
             log=tuple(self.log.lines),
         )
 
-    async def phases(self) -> None:
-        endpoint = await self.resolve()
+    async def phases(self, address: str) -> None:
+        endpoint = self.connect_to(address)
         library: list[asyncio.Future[None]] = []
         try:
             await self.tls_phases(endpoint, library)
@@ -214,7 +279,12 @@ class _Run:
         name_check = cloudfront_name_check(target.checked_name)
         try:
             return await cloudfront_handshake(
-                endpoint, policy, target.server_name, self.trust.pem, name_check
+                endpoint,
+                policy,
+                target.server_name,
+                self.trust.pem,
+                name_check,
+                self.client_certificate,
             )
         except ProbeTimeout as exc:  # one generation's handshake; the probe goes on
             return CloudFrontHandshake(
@@ -231,6 +301,8 @@ class _Run:
         spec, hello = await self.hello(endpoint, policy)
         if isinstance(hello, ServerHelloInfo) or hello.alert is not None:
             library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
+        if isinstance(hello, ServerHelloInfo):
+            self.request = asyncio.ensure_future(self.forward(endpoint))
         negotiated = _negotiated(hello, policy, catalogue)
         # CloudFront's hello is, byte for byte but the random, the first offer of the highest
         # protocol's enumeration whenever the policy's suites are that protocol's: its answer
@@ -267,18 +339,35 @@ class _Run:
             )
             self.certificates_from = "broad_offer" if self.certificates else None
 
-    async def resolve(self) -> Endpoint:
-        target, options = self.target, self.options
-        self.address = await resolve(target.host, target.port, target.address, options.timeout)
-        self.endpoint = Endpoint(
-            self.address,
-            target.port,
-            options.timeout,
-            options.max_connections,
-            options.max_bytes,
-        )
-        self.log(f"resolved {target.host} to {self.address}; SNI {target.server_name or '(none)'}")
+    def connect_to(self, address: str) -> Endpoint:
+        self.address = address
+        self.endpoint = _endpoint(address, self.target, self.options)
         return self.endpoint
+
+    async def forward(self, endpoint: Endpoint) -> None:
+        """The request CloudFront forwards after its handshake (`request: false`: none), made
+        beside the rest of the probe; the idle connection is watched for an early close until
+        the rest is done, or for the whole keep-alive timeout with `keepalive_check`."""
+        target, options = self.target, self.options
+        if target.request is None:
+            return
+        context = _request_context(self.engine.catalogue, target, self.client_certificate)
+        self.http = await forward_request(
+            endpoint,
+            target.request,
+            target.sni or target.host,
+            target.server_name,
+            context,
+            options.origin_read_timeout,
+            options.origin_keepalive_timeout,
+            None if options.keepalive_check else self.probed,
+        )
+        h = self.http
+        self.log(
+            f"request {target.request.method} {target.request.path}: {h.outcome}"
+            + (f", HTTP {h.status_code}" if h.status_code is not None else "")
+            + (f": {h.detail}" if h.detail else "")
+        )
 
     async def hello(
         self, endpoint: Endpoint, policy: tuple[Protocol, ...]
@@ -364,6 +453,103 @@ class _Run:
                 )
             )
         return tuple(records)
+
+
+@dataclass
+class _Other:
+    """Another address of the origin's name (round-robin DNS, a load balancer's nodes)."""
+
+    first: _Run
+    address: str
+    handshake_result: CloudFrontHandshake | None = None
+    full: Observations | None = None
+    stopped: StopRecord | None = None
+    endpoint: Endpoint | None = None
+
+    async def handshake(self) -> None:
+        """CloudFront's handshake under the origin's own policy generation: one connection."""
+        run = self.first
+        self.endpoint = _endpoint(self.address, run.target, run.options)
+        try:
+            self.handshake_result = await run.s2n(self.endpoint, run.target.cloudfront_policy)
+        except S2nUnavailable:
+            return
+        except EngineError as exc:
+            self.stopped = StopRecord(exc.reason, str(exc))
+        result = self.handshake_result
+        if result is not None:
+            outcome = "completed" if result.completed else f"failed: {result.error}"
+            run.log(f"{self.address}: s2n-tls {result.policy}: {outcome}")
+
+    def differs_from(self, first: _Run) -> bool:
+        """Another certificate, protocol or suite than the first address: probe it in full."""
+        mine = self.handshake_result
+        if mine is None:  # no s2n-tls to compare with: only a full probe can tell
+            return self.stopped is None
+        theirs = next((h for h in first.cloudfront_handshakes if h.policy == mine.policy), None)
+        if theirs is None:
+            return True
+        seen = (mine.completed, mine.protocol, mine.cipher, mine.peer_chain[:1])
+        return seen != (theirs.completed, theirs.protocol, theirs.cipher, theirs.peer_chain[:1])
+
+    async def probe_in_full(self) -> None:
+        run = self.first
+        target = replace(run.target, address=self.address)
+        run.log(f"{self.address} answers differently: probing it in full")
+        self.full = await run.engine.observe(target, run.options, run.trust)
+
+    def record(self) -> AddressRecord:
+        return AddressRecord(
+            address=self.address,
+            cloudfront_handshakes=(self.handshake_result,) if self.handshake_result else (),
+            full=self.full,
+            stopped=self.stopped,
+            connections=self.endpoint.connections_opened if self.endpoint else 0,
+        )
+
+
+def _endpoint(address: str, target: ProbeTarget, options: ProbeOptions) -> Endpoint:
+    return Endpoint(
+        address,
+        target.port,
+        options.timeout,
+        options.max_connections,
+        options.max_bytes,
+        connect_attempts=options.connection_attempts,
+        connect_timeout=options.connection_timeout,
+    )
+
+
+def _client_pems(target: ProbeTarget) -> tuple[bytes, bytes] | None:
+    """The origin mTLS certificate CloudFront presents, as (chain PEM, key PEM)."""
+    certificate = target.client_certificate
+    if certificate is None:
+        return None
+    with open(certificate.cert_file, "rb") as chain, open(certificate.key_file, "rb") as key:
+        return chain.read(), key.read()
+
+
+def _request_context(
+    catalogue: Catalogue, target: ProbeTarget, client: tuple[bytes, bytes] | None
+) -> ssl.SSLContext:
+    """OpenSSL offering CloudFront's suites (what this machine's OpenSSL can of them), for
+    the request after the handshake; the handshake's verdict is s2n-tls's, not this one's."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        if target.cloudfront_policy == CloudFrontPolicy.UPSTREAM:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(catalogue.openssl_cipher_string(Protocol.TLSv1_2) + ":@SECLEVEL=0")
+    if client is not None:
+        with tempfile.TemporaryDirectory() as directory:
+            chain, key = Path(directory) / "chain.pem", Path(directory) / "key.pem"
+            chain.write_bytes(client[0])
+            key.write_bytes(client[1])
+            context.load_cert_chain(chain, key)
+    return context
 
 
 def _same_probe(observations: Observations, target: ProbeTarget, catalogue: Catalogue) -> bool:

@@ -63,6 +63,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
+from .errors import ConnectError, ProbeTimeout
+from .net import Endpoint
+from .target import OriginRequest
+
 USER_AGENT = "Amazon CloudFront"
 VIA = "1.1 origin-tls-exporter (CloudFront)"
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -156,6 +160,7 @@ class HttpExchange:
     body_bytes: int = 0
     framing: str | None = None  # "content-length", "chunked", "until-close" or "none"
     connection_close: bool = False  # the origin will not reuse this connection
+    idle_watched_seconds: float | None = None  # how long the idle connection was watched
     idle_close_seconds: float | None = None  # the origin closed the idle connection after
     detail: str | None = None
 
@@ -253,6 +258,7 @@ async def send_request(
     max_bytes: int = DEFAULT_MAX_BYTES,
     keepalive_wait: float = 0.0,
     charge: Charge | None = None,
+    until: asyncio.Event | None = None,
 ) -> HttpExchange:
     """Forward `spec` as CloudFront would and read the answer within its timers.
 
@@ -267,8 +273,14 @@ async def send_request(
     wire = _Wire(reader, read_timeout, max_bytes, charge, sent_at=time.monotonic())
     exchange = await _read_response(wire, spec.method)
     if keepalive_wait > 0 and exchange.outcome is Outcome.OK and not exchange.connection_close:
-        idle = await _wait_for_idle_close(wire, keepalive_wait)
-        exchange = replace(exchange, idle_close_seconds=idle, bytes_read=wire.bytes_read)
+        started = time.monotonic()
+        idle = await _wait_for_idle_close(wire, keepalive_wait, until)
+        exchange = replace(
+            exchange,
+            idle_close_seconds=idle,
+            idle_watched_seconds=idle if idle is not None else time.monotonic() - started,
+            bytes_read=wire.bytes_read,
+        )
     return exchange
 
 
@@ -487,20 +499,79 @@ def _chunk_size(line: bytes) -> int:
     return int(match.group(1), 16)
 
 
-async def _wait_for_idle_close(wire: _Wire, wait: float) -> float | None:
-    """Seconds until the origin closed the idle connection, or None if it kept it `wait` s."""
+async def _wait_for_idle_close(
+    wire: _Wire, wait: float, until: asyncio.Event | None = None
+) -> float | None:
+    """Seconds until the origin closed the idle connection, or None if it kept it open for
+    `wait` s (or until `until` is set: the rest of the probe is done, stop watching)."""
     started = time.monotonic()
+    watch = asyncio.ensure_future(_until_closed(wire, wait))
+    stop = asyncio.ensure_future(until.wait()) if until is not None else None
+    try:
+        await asyncio.wait(
+            [t for t in (watch, stop) if t is not None], return_when="FIRST_COMPLETED"
+        )
+    finally:
+        for task in (watch, stop):
+            if task is not None and not task.done():
+                task.cancel()
+        await asyncio.gather(*(t for t in (watch, stop) if t is not None), return_exceptions=True)
+    closed = watch.done() and not watch.cancelled() and watch.result()
+    return time.monotonic() - started if closed else None
+
+
+async def _until_closed(wire: _Wire, wait: float) -> bool:
+    """True when the origin closes the connection within `wait` s."""
     try:
         async with asyncio.timeout(wait):
             while await wire.fill(patience=wait):
                 wire.buffer.clear()  # unsolicited bytes: counted and charged, not kept
     except (TimeoutError, _CapReached):
-        return None
+        return False
     except OSError:  # a reset (or TLS alert) closes it as surely as a FIN does
         pass
-    return time.monotonic() - started
+    return True
 
 
 def ssl_error_text(exc: ssl.SSLError) -> str:
     """OpenSSL's reason in words, e.g. "tlsv13 alert certificate required"."""
     return str(exc.reason or exc.strerror or exc).lower().replace("_", " ")
+
+
+async def forward_request(
+    endpoint: Endpoint,
+    request: OriginRequest,
+    host_header: str,
+    server_name: str | None,
+    context: ssl.SSLContext,
+    read_timeout: float,
+    keepalive_wait: float = 0.0,
+    until: asyncio.Event | None = None,
+) -> HttpExchange:
+    """CloudFront's request after its handshake, on a TLS connection of the engine's own
+    (OpenSSL, offering CloudFront's suites) within the origin's connection limit."""
+    spec = RequestSpec(request.method, request.path, request.headers)
+    async with endpoint.slot():
+        try:
+            reader, writer = await endpoint.open()
+            async with asyncio.timeout(endpoint.timeout):
+                await writer.start_tls(context, server_hostname=server_name or None)
+        except ssl.SSLError as exc:
+            return HttpExchange(Outcome.TLS_ERROR, detail=f"TLS handshake: {ssl_error_text(exc)}")
+        except TimeoutError:
+            return HttpExchange(Outcome.TLS_ERROR, detail="TLS handshake timed out")
+        except (ConnectError, ProbeTimeout, OSError) as exc:
+            return HttpExchange(Outcome.CLOSED, detail=str(exc))
+        try:
+            return await send_request(
+                reader,
+                writer,
+                spec,
+                host_header,
+                read_timeout,
+                keepalive_wait=keepalive_wait,
+                charge=endpoint.charge,
+                until=until,
+            )
+        finally:
+            writer.transport.abort()

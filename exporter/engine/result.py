@@ -12,6 +12,7 @@ from .catalogue import Catalogue, CipherSuite, Protocol
 from .chain import ChainAnalysis
 from .names import Identifier, NameMatch
 from .observations import Observations
+from .request import HttpExchange
 from .s2n import CloudFrontHandshake, TlsLibraryInfo
 from .target import ProbeTarget
 from .verdict import CloudFrontWarning, FailureReason, Source
@@ -74,6 +75,16 @@ class GenerationOutcome:
 
 
 @dataclass(frozen=True)
+class AddressVerdict:
+    """One address of the origin's name: can CloudFront connect there, and if not why."""
+
+    address: str
+    compatible: bool
+    reasons: tuple[FailureReason, ...] = ()
+    sources: tuple[Source, ...] = ()
+
+
+@dataclass(frozen=True)
 class Judgment:
     target: ProbeTarget
     observations: Observations
@@ -97,6 +108,8 @@ class Judgment:
     generations: tuple[GenerationOutcome, ...] = ()  # every generation, for comparison
     tls_library: TlsLibraryInfo | None = None
     decided_by: str = "exporter"  # "s2n-tls", or "exporter" when s2n-tls could not decide
+    addresses: tuple[AddressVerdict, ...] = ()  # every address probed, the first one first
+    http: HttpExchange | None = None  # the request CloudFront forwards, on the first address
 
     @property
     def started_at(self) -> float:

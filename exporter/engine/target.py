@@ -117,6 +117,13 @@ class ProbeTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def request_line(self) -> str:
+        """`GET / (Host: www.example.com)`: what CloudFront forwards after its handshake."""
+        if self.request is None:
+            return "(none)"
+        return f"{self.request.method} {self.request.path} (Host: {self.sni or self.host})"
+
     @classmethod
     def parse(cls, text: str, **kwargs: object) -> ProbeTarget:
         """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 443 by default."""
@@ -163,3 +170,7 @@ class ProbeOptions:
     max_addresses: int = DEFAULT_MAX_ADDRESSES  # addresses of the name probed
     dns_servers: tuple[DnsServer, ...] = ()  # empty: the system resolver
     dns_timeout: float = DEFAULT_DNS_TIMEOUT
+    # Watch the idle connection after the answer for the whole origin_keepalive_timeout
+    # (`check --keepalive-check`), not only while the rest of the probe runs: exact, but that
+    # long.
+    keepalive_check: bool = False
