@@ -44,6 +44,12 @@ def _json_report(result: Judgment) -> str:
     report = result_dict(result)
     report.pop("duration_seconds", None)
     report.pop("started_at", None)
+    for part, keys in (
+        ("resolution", ("duration_seconds",)),
+        ("http", ("first_byte_seconds", "response_seconds", "idle_watched_seconds")),
+    ):
+        if report.get(part):
+            report[part].update({key: "<seconds>" for key in keys if key in report[part]})
     report["log"] = sorted(re.sub(r"^\s*[\d.]+s ", "", line) for line in report.get("log", []))
     return json.dumps(report, indent=1, sort_keys=True)
 

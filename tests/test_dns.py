@@ -32,7 +32,7 @@ RECORDS = DnsRecords(
     hosts=(
         *host_records("multi.test", ["127.0.0.4", "127.0.0.2", "127.0.0.3"]),
         *host_records("five.test", [f"127.0.1.{i}" for i in (5, 1, 4, 2, 3)]),
-        *host_records("v6.test", ["2001:db8::2", "::1"]),
+        *host_records("v6.test", ["::ffff:127.0.0.2", "::1"]),
         *host_records("both.test", ["127.0.0.5", "::1"]),
         *host_records("origins.test", ["127.0.0.2", "127.0.0.3"]),
     ),
@@ -68,7 +68,7 @@ def test_every_a_record_is_returned_in_a_stable_order(settings: DnsSettings) -> 
 
 def test_ipv6_asks_only_for_aaaa(settings: DnsSettings) -> None:
     result = resolve("v6.test", settings, "ipv6")
-    assert result.addresses == ("::1", "2001:db8::2")
+    assert result.addresses == ("::1", "::ffff:7f00:2")
     assert [a.record_type for a in result.answers] == ["AAAA"]
 
 

@@ -107,7 +107,9 @@ def judge(
     decisive = next((g for g in generations if g.generation == policy.cloudfront_policy), None)
     usable = _s2n_usable(observations, trust, decisive, stop is not None)
     if isinstance(usable, str):
-        decision = _Decision(own, (Source.EXPORTER,) * len(own), (), (usable,) if own else ())
+        # A probe that stopped has nothing for s2n-tls to disagree with; say why otherwise.
+        notes = (usable,) if own and stop is None else ()
+        decision = _Decision(own, (Source.EXPORTER,) * len(own), (), notes)
         if observations.tls_library is not None or stop is None:
             note(f"decided without s2n-tls: {usable}")
     else:
