@@ -33,6 +33,7 @@ DEMO = {
     "expired": ("expired",),
     "expiring-soon": (),
     "no-common-cipher": ("no_common_cipher",),
+    "undocumented-suites": (),
     "tls13-only": ("no_common_protocol",),
     "legacy-sslv3": (),
     "self-signed": ("untrusted",),
@@ -138,7 +139,7 @@ def rows(dom: Node) -> list[Node]:
 def test_index_lists_every_origin_with_its_verdict(browser: Browser, demo: ExporterProcess) -> None:
     dom = browser.dom(demo.url + "/")
     table = rows(dom)
-    assert len(table) == 9
+    assert len(table) == 10
     by_name = {row.attrs["data-origin"]: row for row in table}
     assert set(by_name) == set(DEMO)
     for name, reasons in DEMO.items():
@@ -150,7 +151,7 @@ def test_index_lists_every_origin_with_its_verdict(browser: Browser, demo: Expor
         assert badge.text == ("cannot connect" if reasons else "connects")
         assert [r.text for r in row.find_all("span", cls="reason")] == list(reasons)
     assert "6 CloudFront cannot reach" in dom.by_id("summary").text
-    assert "9 origins" in dom.by_id("summary").text
+    assert "10 origins" in dom.by_id("summary").text
     assert "0 pending" in dom.by_id("summary").text
     assert "SSLv3 RC4-MD5" in by_name["legacy-sslv3"].find("td", cls="handshake").text
     assert "days left" in by_name["expiring-soon"].find("td", cls="expiry").text

@@ -318,12 +318,13 @@ def test_demo_command_serves_every_cause(tmp_path: Path) -> None:
             "expired": {"expired"},
             "expiring-soon": set(),
             "no-common-cipher": {"no_common_cipher"},
+            "undocumented-suites": set(),
             "tls13-only": {"no_common_protocol"},
             "legacy-sslv3": set(),
             "self-signed": {"untrusted"},
         }
         demo.wait_for(
-            lambda: len(matching(demo.metrics(), "origin_tls_cloudfront_compatible")) == 9,
+            lambda: len(matching(demo.metrics(), "origin_tls_cloudfront_compatible")) == 10,
             60,
             "every demo origin probed",
         )

@@ -31,6 +31,7 @@ NAMES = [
     "expired",
     "expiring-soon",
     "no-common-cipher",
+    "undocumented-suites",
     "tls13-only",
     "legacy-sslv3",
     "self-signed",
@@ -160,7 +161,7 @@ def test_every_port_answers_http(fleet: DemoFleet) -> None:
             answer = tlslite_get(o.port)
         else:
             answer = https_get(o.port, o.host, no_verify())
-        assert answer.startswith(b"HTTP/1.0 200 OK\r\n"), o.name
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), o.name
         assert answer.endswith(f"\r\n\r\norigin {o.name}\n".encode()), o.name
 
 

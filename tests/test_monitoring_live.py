@@ -45,6 +45,7 @@ DEMO_ORIGINS = (
     "expired",
     "expiring-soon",
     "no-common-cipher",
+    "undocumented-suites",
     "tls13-only",
     "legacy-sslv3",
     "self-signed",
@@ -61,6 +62,7 @@ FIRING = {
     },
     "expiring-soon": {"OriginTLSCertificateExpiringSoon"},  # 10 days left: not < 7 days
     "no-common-cipher": {"OriginTLSNoCommonCipher"},
+    "undocumented-suites": {"OriginTLSCloudFrontWarning"},
     "tls13-only": {"OriginTLSNoCommonProtocol"},
     "legacy-sslv3": {"OriginTLSLegacyCryptoOnly"},
     "self-signed": {"OriginTLSUntrustedCertificate"},

@@ -183,6 +183,15 @@ class DemoFleet(Running):
                 ciphers="ECDHE-RSA-CHACHA20-POLY1305",
             )
 
+        def undocumented(host: str) -> ThreadedTCPServer:
+            return self._modern(
+                "undocumented-suites",
+                [pki.leaf(host), inter],
+                min_version="TLSv1.2",
+                max_version="TLSv1.2",
+                ciphers="AES128-GCM-SHA256:AES256-GCM-SHA384",
+            )
+
         def tls13(host: str) -> ThreadedTCPServer:
             return self._modern("tls13-only", [pki.leaf(host), inter], min_version="TLSv1.3")
 
@@ -231,8 +240,15 @@ class DemoFleet(Running):
                 no_cipher,
             ),
             _Scenario(
+                "undocumented-suites",
+                "TLS 1.2 with only AES128-GCM-SHA256 and AES256-GCM-SHA384: s2n-tls's "
+                "CloudFront-Upstream offers them though AWS does not document them",
+                (),
+                undocumented,
+            ),
+            _Scenario(
                 "tls13-only",
-                "speaks only TLS 1.3, which CloudFront never uses towards origins",
+                "speaks only TLS 1.3: CloudFront-Upstream cannot connect; the 2025 generation can",
                 ("no_common_protocol",),
                 tls13,
             ),

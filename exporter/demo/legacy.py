@@ -29,7 +29,7 @@ from tlslite.tlsconnection import TLSConnection
 from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.x509certchain import X509CertChain
 
-from exporter.demo.tcp import ThreadedTCPServer
+from exporter.demo.tcp import KEEPALIVE_SECONDS, ThreadedTCPServer, http_response, serve_http
 
 __all__ = ["SUITES", "VERSIONS", "LegacyConfig", "LegacyTLSServer", "Suite", "main"]
 
@@ -155,12 +155,7 @@ class LegacyTLSServer(ThreadedTCPServer):
         self._key = parsePEMKey(config.key_pem.read_text(), private=True)
         if getattr(self._key, "key_type", None) != "rsa":
             raise ValueError(f"{config.key_pem}: RSA key exchange needs an RSA key")
-        body = f"origin {config.name}\n".encode()
-        self._response = (
-            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        self._response = http_response(config.name)
 
     def handle(self, conn: socket.socket) -> None:
         tls = _ExactSuitesConnection(conn, self._allowed)
@@ -168,16 +163,11 @@ class LegacyTLSServer(ThreadedTCPServer):
             tls.handshakeServer(
                 certChain=self._chain, privateKey=self._key, settings=self._settings
             )
-            request = bytearray()
-            while b"\r\n\r\n" not in request and len(request) < 65536:
-                chunk = tls.read(max=4096)
-                if not chunk:
-                    break
-                request += chunk
-            tls.write(self._response)
+            conn.settimeout(KEEPALIVE_SECONDS)
+            serve_http(lambda: bytes(tls.read(max=4096)), tls.write, self._response)
             tls.close()
-        except BaseTLSException:
-            pass  # failed handshake or rude client: tlslite already sent any alert
+        except (BaseTLSException, OSError):
+            pass  # failed handshake, rude or idle client: tlslite already sent any alert
 
 
 def main(argv: Sequence[str] | None = None) -> int:

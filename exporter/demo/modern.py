@@ -7,6 +7,7 @@ chain file is sent exactly as written, which is what makes "missing intermediate
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -14,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.demo.tcp import ThreadedTCPServer
+from exporter.demo.tcp import KEEPALIVE_SECONDS, ThreadedTCPServer, http_response, serve_http
 
 __all__ = ["VERSIONS", "ModernConfig", "ModernTLSServer"]
 
@@ -27,7 +28,6 @@ VERSIONS: dict[str, ssl.TLSVersion] = {
 }
 
 #: how much of an HTTP request head the origin reads before answering anyway
-_MAX_REQUEST = 65536
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ModernConfig:
 
 
 class ModernTLSServer(ThreadedTCPServer):
-    """TLS origin on the `ssl` module; answers `HTTP/1.0 200 OK` to whatever it is asked.
+    """TLS origin on the `ssl` module; answers `200 OK` to whatever it is asked (HTTP/1.1).
 
     Probes abort handshakes on purpose (one ClientHello per suite), so a failed handshake is
     routine: it is counted in `handshake_failures` and the connection closed without a word.
@@ -84,12 +84,7 @@ class ModernTLSServer(ThreadedTCPServer):
         self.handshakes = 0
         #: handshakes that failed: no common version or suite, or a client that gave up
         self.handshake_failures = 0
-        body = f"origin {config.name}\n".encode()
-        self._response = (
-            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        self._response = http_response(config.name)
 
     def handle(self, conn: socket.socket) -> None:
         # Wrap a duplicate: the base class keeps `conn` to shut it down in `stop`, and shutting
@@ -103,10 +98,6 @@ class ModernTLSServer(ThreadedTCPServer):
         with self._count_lock:
             self.handshakes += 1
         with tls:
-            request = bytearray()
-            while b"\r\n\r\n" not in request and len(request) < _MAX_REQUEST:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                request += chunk
-            tls.sendall(self._response)
+            tls.settimeout(KEEPALIVE_SECONDS)
+            with contextlib.suppress(OSError):  # resets, timeouts: the connection is done
+                serve_http(lambda: tls.recv(4096), tls.sendall, self._response)

@@ -12,6 +12,7 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Callable
 
 from .running import Running
 
@@ -150,3 +151,41 @@ class ThreadedTCPServer(Running):
             with self._lock:
                 self._conns.discard(conn)
                 self._threads.discard(threading.current_thread())
+
+
+KEEPALIVE_SECONDS = 60.0
+"""How long a demo origin keeps an idle connection (more than CloudFront's 5 s default)."""
+MAX_REQUEST = 65536
+
+
+def http_response(name: str) -> bytes:
+    body = f"origin {name}\n".encode()
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        + f"Content-Length: {len(body)}\r\n".encode()
+        + f"Keep-Alive: timeout={KEEPALIVE_SECONDS:.0f}\r\n\r\n".encode()
+        + body
+    )
+
+
+def serve_http(
+    read: Callable[[], bytes], write: Callable[[bytes], object], response: bytes
+) -> None:
+    """Answer every request on one connection, HTTP/1.1 keep-alive style, until the client
+    closes, asks to close, speaks HTTP/1.0, or stays idle past the socket's timeout."""
+    buffer = bytearray()
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            if len(buffer) > MAX_REQUEST:
+                return
+            chunk = read()
+            if not chunk:
+                return
+            buffer += chunk
+        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        buffer = bytearray(rest)
+        write(response)
+        lowered = head.lower()
+        keep = lowered.split(b"\r\n", 1)[0].endswith(b"http/1.1")
+        if not keep or b"connection: close" in lowered:
+            return
