@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import fnmatch
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -465,6 +466,9 @@ def _app(config: ExporterConfig, store: ResultStore) -> web.Application:
     return build_app(WebState(**{k: v for k, v in available.items() if k in names}))
 
 
+DOCS_ALERTS = Path(__file__).resolve().parent.parent / "docs" / "alerts.md"
+
+
 def test_routes(hostile: Hostile) -> None:
     async def run() -> None:
         async with TestClient(TestServer(_app(hostile.config, hostile.store))) as client:
@@ -485,6 +489,16 @@ def test_routes(hostile: Hostile) -> None:
 
             unquoted = await client.get("/origin/pending/%3Cb%3Ebold%3C%2Fb%3E")
             assert unquoted.status == 200
+
+            runbooks = await client.get("/docs/alerts")
+            assert runbooks.status == 200
+            assert runbooks.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+            dom = parse(await runbooks.text())
+            anchors = {a.attrs.get("id") for a in dom.find_all("a")}
+            alerts = set(re.findall(r'<a id="([a-z]+)"', DOCS_ALERTS.read_text()))
+            assert alerts, "docs/alerts.md has no anchors"
+            assert alerts <= anchors  # every runbook_url fragment lands on its alert
+            assert not dom.find_all("script")
 
             missing = await client.get("/origin/%3Cb%3Eno%2Fsuch")
             assert missing.status == 404
