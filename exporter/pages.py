@@ -705,6 +705,7 @@ def render_origin(
         checked_name=target.checked_name,
         policy=policy,
         configured_address=config.address,
+        client_certificate_missing=config.client_certificate_missing,
         interval=format_duration(config.interval),
         timeout=format_duration(config.timeout),
         status=status,

@@ -129,3 +129,31 @@ def test_validate(tmp_path: Path) -> None:
     run = cli("validate", "--config.file", str(bad))
     assert run.returncode == 2
     assert f"{bad}: origins[0].intervall: unknown key; did you mean 'interval'?" in run.stderr
+
+
+def test_check_without_s2n_says_the_exporter_decides(origins: TestOrigins) -> None:
+    """No awscrt (as on macOS wheels): the exporter's own analysis decides, and says so."""
+    good = origins["good"]
+    code = (
+        "import sys; sys.modules['_awscrt'] = None; sys.modules['awscrt'] = None\n"
+        "from exporter.cli import main\n"
+        f"sys.exit(main(['check', 'good.test:{good.port}', '--resolve', '127.0.0.1', "
+        f"'--ca-file', {good.ca_file!r}, '--output', 'json']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["compatible"] is True
+    assert report["decided_by"] == "exporter"
+    assert report["tls_library"]["library"] == "none"
+    assert report["generations"] == []
+    text = subprocess.run(
+        [sys.executable, "-c", code.replace(", '--output', 'json'", "")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert "no s2n-tls" in text.stdout

@@ -9,7 +9,7 @@ from exporter.config import OriginConfig
 from exporter.metrics import OriginsCollector
 from exporter.pages import render_index, render_origin
 from exporter.sharding import Shard
-from exporter.store import ResultStore
+from exporter.store import OriginState, ResultStore
 from tests.daemon_process import matching, parse_exposition, value
 from tests.support import recorded
 
@@ -66,3 +66,12 @@ def test_the_status_page_names_the_shard() -> None:
     assert "shard 1 of 3" in html
     assert "1 of 7 configured origins" in html
     assert "shard" not in render_index(store.snapshot(), shard=Shard(0, 1)).split("<h1>")[1][:200]
+
+
+def test_the_page_says_when_the_exporter_cannot_present_cloudfronts_certificate() -> None:
+    config = OriginConfig(name="m", host="m.test", client_certificate_missing=True)
+    html = render_origin(OriginState(config, recorded.load("good").judge()))
+    assert 'id="mtls-missing"' in html
+    assert "OriginMtlsConfig" in html
+    plain = OriginConfig(name="m", host="m.test")
+    assert 'id="mtls-missing"' not in render_origin(OriginState(plain, None))
