@@ -14,7 +14,7 @@ from tlslite.constants import AlertDescription
 from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherSuite, Protocol
 from .errors import ProtocolViolation
 from .hello import HelloAnswer, HelloSpec, Refusal, ServerHelloInfo, exchange_hello
-from .net import Endpoint
+from .net import Endpoint, Preconnected
 from .observations import EnumerationRecord, HelloAnswerRecord, HelloExchange
 
 Log = Callable[[str], None]
@@ -57,6 +57,26 @@ async def enumerate_protocol(
     that same ClientHello): the chain starts from it instead of asking again. Each exchange is
     appended to `exchanges` as it happens, so a caller still has them if a later one fails."""
     exchanges = [] if exchanges is None else exchanges
+    chain = Preconnected(endpoint)  # each next hello's connection opens during this one
+    try:
+        return await _enumerate(
+            endpoint, chain, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
+        )
+    finally:
+        await chain.close()
+
+
+async def _enumerate(
+    endpoint: Endpoint,
+    chain: Preconnected,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    server_name: str | None,
+    log: Log,
+    on_pick: Callable[[CipherSuite], None] | None,
+    first_answer: HelloAnswer | None,
+    exchanges: list[HelloExchange],
+) -> EnumerationRecord:
     remaining = list(catalogue.suites_for(protocol))
     first_refusal: Refusal | None = None
     while remaining:
@@ -68,7 +88,7 @@ async def enumerate_protocol(
             source = " (CloudFront's hello)"
         else:
             answer = await exchange_hello(
-                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
+                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer), chain
             )
         exchanges.append(
             HelloExchange(
@@ -108,7 +128,7 @@ async def enumerate_protocol(
     broad = HelloSpec(
         protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES
     )
-    answer = await exchange_hello(endpoint, broad)
+    answer = await exchange_hello(endpoint, broad, chain)
     exchanges.append(
         HelloExchange(str(protocol), broad.suites, HelloAnswerRecord.of(answer), broad=True)
     )

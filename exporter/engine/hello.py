@@ -40,7 +40,7 @@ from tlslite.utils.codec import DecodeError, Parser
 
 from .catalogue import EMPTY_RENEGOTIATION_INFO_SCSV, Protocol
 from .errors import ConnectError, NotTLSError, ProbeTimeout, ProtocolViolation
-from .net import Endpoint, describe_os_error, sni_name
+from .net import Endpoint, Preconnected, describe_os_error, sni_name
 
 MAX_RECORD_LENGTH = 2**14 + 2048
 MAX_HANDSHAKE_MESSAGE = 256 * 1024
@@ -152,7 +152,9 @@ class Refusal:
 HelloAnswer = ServerHelloInfo | Refusal
 
 
-async def exchange_hello(endpoint: Endpoint, spec: HelloSpec) -> HelloAnswer:
+async def exchange_hello(
+    endpoint: Endpoint, spec: HelloSpec, connections: Preconnected | None = None
+) -> HelloAnswer:
     """Send `spec` on a fresh connection and read as much of the answer as it asks for.
 
     The connection's `endpoint.timeout` bounds the whole exchange (write, then every byte of the
@@ -160,7 +162,8 @@ async def exchange_hello(endpoint: Endpoint, spec: HelloSpec) -> HelloAnswer:
     Every byte read is charged to the probe's byte budget on `endpoint`.
     """
     hello = spec.encode()
-    async with endpoint.connect() as (reader, writer):
+    connect = connections.connect() if connections is not None else endpoint.connect()
+    async with connect as (reader, writer):
         flight = FlightParser(spec.read_until)
         try:
             async with asyncio.timeout(endpoint.timeout):

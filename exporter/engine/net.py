@@ -150,6 +150,53 @@ class Endpoint:
         raise failure
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Preconnected:
+    """Connections for a chain of exchanges on one endpoint: while one is in use, the next
+    one is already being opened (holding its own slot), so each later step of the chain
+    waits for its answer only, not for a TCP handshake first. `close()` when the chain ends
+    drops the spare at once."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._spare: asyncio.Task[Connection] | None = None
+
+    async def _open(self) -> Connection:
+        endpoint = self.endpoint
+        await endpoint._slots.acquire()
+        endpoint.connections_opened += 1
+        try:
+            return await endpoint.open()
+        except BaseException:
+            endpoint._slots.release()
+            raise
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Connection]:
+        spare, self._spare = self._spare, None
+        reader, writer = await (spare if spare is not None else self._open())
+        self._spare = asyncio.ensure_future(self._open())
+        try:
+            yield reader, writer
+        finally:
+            writer.transport.abort()
+            self.endpoint._slots.release()
+
+    async def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.cancel()
+        try:
+            _, writer = await spare
+        except (asyncio.CancelledError, EngineError):
+            return  # never opened (a cancelled open released its slot)
+        writer.transport.abort()
+        self.endpoint._slots.release()
+
+
 def describe_os_error(exc: OSError) -> str:
     if exc.errno is not None and exc.errno in errno.errorcode:
         return f"{exc.strerror or errno.errorcode[exc.errno]} ({errno.errorcode[exc.errno]})"
