@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -16,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, loop
 from .address import DEFAULT_LISTEN_ADDRESS, DEFAULT_PORT, parse_listen_address
 from .config import MAX_INTERVAL, ConfigError, OriginConfig, OriginSettings, parse_origin
 from .engine.catalogue import CLOUDFRONT_PROTOCOLS
@@ -221,7 +220,7 @@ def _check(args: argparse.Namespace) -> int:
     # A person waits: no overall bound.
     options = replace(origin.options(), deadline=None, keepalive_check=args.keepalive_check)
     try:
-        result = asyncio.run(Engine().probe(origin.target(), options))
+        result = loop.run(Engine().probe(origin.target(), options))
     except ValueError as exc:  # a ca_file that holds no certificates
         print(f"origin-tls-exporter check: --ca-file: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -342,7 +341,7 @@ def _serve(args: argparse.Namespace) -> int:
         shard,
         external_url=external_url,
     )
-    return asyncio.run(daemon.run())
+    return loop.run(daemon.run())
 
 
 def _external_url(given: str | None, listen: str) -> tuple[str, str | None]:
@@ -408,7 +407,7 @@ def _demo(args: argparse.Namespace) -> int:
             on_listening=announce,
             external_url=external_url,
         )
-        return asyncio.run(daemon.run())
+        return loop.run(daemon.run())
 
 
 def _web_config_path(args: argparse.Namespace) -> Path | None:
