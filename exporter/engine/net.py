@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -48,32 +47,6 @@ def sni_name(name: str | None) -> str | None:
     if len(ascii_name.removesuffix(".")) > MAX_NAME_LENGTH:
         raise ResolveError(f"{name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters")
     return ascii_name
-
-
-async def resolve(
-    host: str, port: int, override: str | None = None, wait: float | None = None
-) -> str:
-    """The address CloudFront would connect to; `override` plays the role of curl's --resolve.
-
-    `wait` bounds the lookup; a resolver that does not answer in time is a DNS failure.
-    """
-    if override:
-        return override
-    if is_ip_literal(host):
-        return host.strip("[]")
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(wait):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except TimeoutError:
-        raise ResolveError(f"cannot resolve {host!r}: no answer within {wait:g}s") from None
-    except (OSError, UnicodeError, ValueError) as exc:  # gaierror; a NUL or overlong label
-        raise ResolveError(f"cannot resolve {host!r}: {exc}") from None
-    if not infos:
-        raise ResolveError(f"cannot resolve {host!r}: no addresses")
-    # Prefer IPv4 like most CloudFront edge locations do towards origins.
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return str(infos[0][4][0])
 
 
 @dataclass
