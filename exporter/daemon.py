@@ -68,7 +68,8 @@ class Daemon:
             await runner.cleanup()
             await runtime.stop()
             return 1
-        self._listening(runner, host, port, tls is not None, len(runtime.web.config.origins))
+        probed = len(runtime.store.snapshot())
+        self._listening(runner, host, port, tls is not None, probed)
         runtime.web.ready = True
 
         stop = stop or asyncio.Event()
@@ -95,11 +96,12 @@ class Daemon:
             runtime.self_metrics.reloaded(False)
             log.error("reload failed, keeping the running configuration", extra={"err": str(exc)})
             return False, f"reload failed, keeping the running configuration: {exc}"
-        await runtime.reloaded(new, new_web_config)
+        probed = await runtime.reloaded(new, new_web_config)
         if new_web_config is not None and new_web_config.tls is not None and tls:
             # New connections get the renewed certificate; the socket stays open.
             tls.load_cert_chain(new_web_config.tls.cert_file, new_web_config.tls.key_file)
-        log.info("configuration reloaded", extra={"origins": len(new.origins)})
+        # `origins` is the file's; `probed` this replica's share of them (its shard).
+        log.info("configuration reloaded", extra={"origins": len(new.origins), "probed": probed})
         return True, f"configuration reloaded: {len(new.origins)} origins"
 
     def _listening(
@@ -110,7 +112,12 @@ class Daemon:
         url = f"{scheme}://{'localhost' if host in (None, '0.0.0.0', '::') else host}:{bound}/"
         log.info(
             "listening",
-            extra={"address": f"{host or ''}:{bound}", "url": url, "origins": origins},
+            extra={
+                "address": f"{host or ''}:{bound}",
+                "url": url,
+                "probed": origins,
+                "shard": f"{self.shard.index}/{self.shard.count}",
+            },
         )
         if self.on_listening is not None:
             self.on_listening(url)

@@ -94,11 +94,13 @@ class Runtime:
         self.self_metrics.reloaded(True)
         await self.discovery.apply(self.listed)
 
-    async def reloaded(self, listed: ExporterConfig, web_config: WebConfig | None) -> None:
-        self.apply(listed)
+    async def reloaded(self, listed: ExporterConfig, web_config: WebConfig | None) -> int:
+        """Adopt a reloaded file; returns how many origins this replica now probes."""
+        probed = self.apply(listed)
         self.self_metrics.reloaded(True)
         await self.discovery.apply(listed)
         self.web.web_config = web_config
+        return probed
 
     async def stop(self) -> None:
         self.web.ready = False

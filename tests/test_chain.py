@@ -396,3 +396,44 @@ def test_corrupted_bytes_never_raise_anything_else(pki: PKI, trust: TrustStore) 
             continue
         assert result.status in ChainStatus
         assert result.detail
+
+
+def test_completeness_does_not_depend_on_dates(pki: PKI, trust: TrustStore) -> None:
+    """A leaf that expired before its (re-issued) CA became valid: no moment makes the whole
+    chain valid, yet it links by name and signature to the trusted root, so it is complete
+    and expired, not an incomplete chain."""
+    late_ca = issue(
+        "Test Intermediate CA",
+        issuer=pki.root,
+        ca=True,
+        path_length=0,
+        key=pki.intermediate.key,
+        not_before=NOW - 10 * DAY,
+        not_after=NOW + 400 * DAY,
+    )
+    leaf = issue(
+        "old.example.com",
+        issuer=late_ca,
+        sans=["old.example.com"],
+        not_before=NOW - 400 * DAY,
+        not_after=NOW - 20 * DAY,
+    )
+    result = analyse([leaf, late_ca], trust)
+    assert result.complete
+    assert result.status is ChainStatus.EXPIRED
+    assert ChainStatus.MISSING_INTERMEDIATE not in result.problems
+    assert ChainStatus.UNTRUSTED not in result.problems
+
+
+def test_a_sent_issuer_whose_signature_is_refused_is_not_missing(
+    pki: PKI, trust: TrustStore
+) -> None:
+    """The issuer is sent, with the right key, but its signature on the leaf is corrupt."""
+    leaf = issue("tampered.example.com", issuer=pki.intermediate, sans=["tampered.example.com"])
+    der = bytearray(leaf.der)
+    der[-5] ^= 0xFF  # inside the signature
+    tampered = Issued(x509.load_der_x509_certificate(bytes(der)), leaf.key)
+    result = analyse([tampered, pki.intermediate], trust)
+    assert result.status is ChainStatus.UNTRUSTED
+    assert ChainStatus.MISSING_INTERMEDIATE not in result.problems
+    assert "cannot be verified" in result.detail

@@ -125,3 +125,39 @@ def test_the_injected_catalogue_is_the_one_the_views_show() -> None:
     )
     accepted = [c for c in table.cells.values() if c.state is CellState.ACCEPTED]
     assert accepted, "good accepts some of the first four suites"
+
+
+def test_alert_71_means_the_protocol_is_spoken() -> None:
+    """insufficient_security (71) refuses CloudFront's suites *in* the protocol: spoken, so
+    the reason is no_common_cipher, never no_common_protocol."""
+    from exporter.engine.observations import (
+        EnumerationRecord,
+        HelloAnswerRecord,
+        HelloExchange,
+        TargetRecord,
+    )
+
+    refused = HelloAnswerRecord("alert", alert=71)
+    offered = tuple(s.code for s in CATALOGUE.suites_for(Protocol.TLSv1_2))
+    observations = Observations(
+        target=TargetRecord("weak.test", 443, None, ("TLSv1.2",), None, None),
+        started_at=0.0,
+        duration_seconds=0.1,
+        cloudfront_hello=HelloExchange("TLSv1.2", offered, refused, cloudfront_hello=True),
+        enumerations=(
+            EnumerationRecord(
+                "TLSv1.2",
+                (
+                    HelloExchange("TLSv1.2", offered, refused, cloudfront_hello=True),
+                    HelloExchange("TLSv1.2", CATALOGUE.broad_codes, refused, broad=True),
+                ),
+            ),
+        ),
+    )
+    judgment = recorded.Recording("weak", observations, b"").judge(
+        policy=Policy((Protocol.TLSv1_2,)), now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    assert judgment.reasons == (R.NO_COMMON_CIPHER,)
+    tls12 = judgment.protocol(Protocol.TLSv1_2)
+    assert tls12 is not None
+    assert tls12.spoken is True

@@ -176,6 +176,11 @@ async def exchange_hello(
             ) from None
         except ConnectionError:  # reset, aborted, broken pipe: the server dropped us
             return Refusal("reset")
+        except RuntimeError:
+            # uvloop's word for writing to a transport the peer's reset already closed.
+            if writer.transport.is_closing():
+                return Refusal("reset")
+            raise
         except OSError as exc:
             raise ConnectError(
                 f"connection to {endpoint.display} failed: {describe_os_error(exc)}"

@@ -150,6 +150,12 @@ class Preconnected:
     async def connect(self) -> AsyncIterator[Connection]:
         spare, self._spare = self._spare, None
         reader, writer = await (spare if spare is not None else self._open())
+        if writer.transport.is_closing() or reader.at_eof():
+            # The origin closed the idle spare (a short accept timeout, a reset): not an
+            # answer to anything. Give its slot back and connect afresh.
+            writer.transport.abort()
+            self.endpoint._slots.release()
+            reader, writer = await self._open()
         self._spare = asyncio.ensure_future(self._open())
         try:
             yield reader, writer

@@ -297,6 +297,10 @@ async def _write_request(
         return HttpExchange(Outcome.TLS_ERROR, detail=ssl_error_text(exc))
     except OSError as exc:
         return HttpExchange(Outcome.CLOSED, detail=f"sending the request failed: {exc}")
+    except RuntimeError as exc:  # uvloop: the transport a reset already closed
+        if not writer.transport.is_closing():
+            raise
+        return HttpExchange(Outcome.CLOSED, detail=f"sending the request failed: {exc}")
     return None
 
 

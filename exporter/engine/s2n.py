@@ -717,6 +717,11 @@ class _Session:
         except ConnectionError as exc:
             self.eof = True
             self.closed_detail = f"the origin closed the connection: {exc}"
+        except RuntimeError as exc:  # uvloop: the transport a reset already closed
+            if not writer.transport.is_closing():
+                raise
+            self.eof = True
+            self.closed_detail = f"the origin closed the connection: {exc}"
 
     async def _read(self, reader: asyncio.StreamReader, endpoint: Endpoint) -> bool:
         """Move the next bytes from the origin to s2n; False past the per-connection cap."""
