@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
 import json
 import re
 import socket
@@ -19,6 +18,7 @@ from . import __version__, loop
 from .address import DEFAULT_LISTEN_ADDRESS, DEFAULT_PORT, parse_listen_address
 from .config import MAX_INTERVAL, ConfigError, OriginConfig, OriginSettings, parse_origin
 from .engine.catalogue import CLOUDFRONT_PROTOCOLS
+from .engine.net import is_ip_literal
 from .engine.probe import Engine
 from .engine.target import CloudFrontPolicy, ConfirmMode, IpAddressType, ProbeTarget
 from .report import render_text, result_dict
@@ -298,20 +298,12 @@ def _listen_host_problem(host: str) -> str | None:
     if not host:
         return None  # every interface
     if host.startswith("[") and host.endswith("]"):
-        return None if _is_ip(host[1:-1]) else f"{host!r} is not an IPv6 address"
+        return None if is_ip_literal(host[1:-1]) else f"{host!r} is not an IPv6 address"
     if ":" in host:
         return f"host {host!r}: put an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}"
-    if _is_ip(host) or _HOST_NAME.fullmatch(host):
+    if is_ip_literal(host) or _HOST_NAME.fullmatch(host):
         return None
     return f"host {host!r} is neither an IP address nor a host name"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _serve(args: argparse.Namespace) -> int:

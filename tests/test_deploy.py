@@ -851,7 +851,11 @@ def lock_pins() -> dict[str, tuple[str, list[str]]]:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", line)
+        match = re.fullmatch(
+            # an environment marker may follow the pin: `uvloop==0.23.0 ; sys_platform != ...`
+            r"([A-Za-z0-9_.-]+)==([^\s;]+)(?:\s*;[^-]*?)?((?:\s+--hash=sha256:[0-9a-f]{64})+)",
+            line,
+        )
         assert match, f"requirements.lock: not NAME==VERSION --hash=...: {line!r}"
         name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
         pins[name] = (match.group(2), re.findall(r"sha256:([0-9a-f]{64})", match.group(3)))

@@ -99,8 +99,10 @@ def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrig
     # + 1 each for TLSv1 and TLSv1.1 (refused with a protocol_version alert: no broad offer
     # needed) + (1 + broad) for SSLv3 (OpenSSL 3, built without it, answers handshake_failure)
     # + 1 confirmation of the negotiated suite + 3 s2n-tls handshakes (one per generation)
-    # + 1 for the HTTP request CloudFront forwards.
-    assert result.connections == 4 + 2 * 1 + 2 + 1 + 3 + 1
+    # + 1 for the HTTP request CloudFront forwards; + at most one pre-connected spare per
+    # enumeration chain (4), which may or may not open before its chain ends.
+    used = 4 + 2 * 1 + 2 + 1 + 3 + 1
+    assert used <= result.connections <= used + 4
     reused = [
         line for line in result.log if "TLSv1.2: offered 19 suites (CloudFront's hello)" in line
     ]
