@@ -279,7 +279,7 @@ def _matrix_lines(result: Judgment, table: Matrix) -> list[str]:
     lines.append(f"protocol spoken at all: {spoken}")
     if table.column(Protocol.TLSv1_3) is not None:
         names = ", ".join(s.name for s in table.accepted(Protocol.TLSv1_3)) or "not spoken"
-        lines.append(f"TLSv1.3 (information only; CloudFront never uses it to origins): {names}")
+        lines.append(f"TLSv1.3 (only the 2025 generation offers it to origins): {names}")
     return lines
 
 

@@ -115,8 +115,9 @@ _REMEDIES = {
     ),
     FailureReason.NO_COMMON_PROTOCOL: (
         "Enable a CloudFront protocol on the origin (TLSv1.2 recommended), or add the protocol "
-        "the origin speaks to the origin protocol policy (OriginSslProtocols). CloudFront never "
-        "uses TLSv1.3 towards origins."
+        "the origin speaks to the origin protocol policy (OriginSslProtocols). "
+        "CloudFront-Upstream, the policy of today's distributions, never uses TLSv1.3 towards "
+        "origins; the 2025 generation does."
     ),
     FailureReason.NO_COMMON_CIPHER: (
         "Add a CloudFront cipher suite to the origin, e.g. ECDHE-RSA-AES128-GCM-SHA256 (RSA "
