@@ -7,6 +7,7 @@ a broad offer, to tell "speaks the protocol, none of CloudFront's suites" from "
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from tlslite.constants import AlertDescription
@@ -114,6 +115,13 @@ async def _enumerate(
         remaining.remove(chosen)
         if on_pick is not None:
             on_pick(chosen)
+        if protocol is Protocol.TLSv1_3 and remaining:
+            # Information only, and the server's preference among these says nothing to
+            # CloudFront: once it speaks TLS 1.3, ask about each other suite at once.
+            exchanges.extend(
+                await _one_by_one(endpoint, catalogue, protocol, server_name, remaining, log)
+            )
+            break
     picked_any = len(exchanges) > 1 or (
         exchanges[0].answer.is_server_hello and exchanges[0].answer.protocol == str(protocol)
     )
@@ -138,6 +146,32 @@ async def _enumerate(
         described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
         log(f"{protocol}: broad offer: {described}: protocol not spoken")
     return EnumerationRecord(str(protocol), tuple(exchanges))
+
+
+async def _one_by_one(
+    endpoint: Endpoint,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    server_name: str | None,
+    suites: list[CipherSuite],
+    log: Log,
+) -> list[HelloExchange]:
+    """A single-suite offer for each of `suites`, all at once (within the connection limit)."""
+    specs = [cloudfront_spec(catalogue, protocol, server_name, (s.code,)) for s in suites]
+    answers = await asyncio.gather(*(exchange_hello(endpoint, spec) for spec in specs))
+    exchanges = []
+    for suite, spec, answer in zip(suites, specs, answers, strict=True):
+        if isinstance(answer, ServerHelloInfo) and answer.protocol is protocol:
+            if answer.suite != suite.code:
+                raise ProtocolViolation(
+                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
+                )
+            log(f"{protocol}: offered {suite.name} alone: server picked it")
+        else:
+            described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+            log(f"{protocol}: offered {suite.name} alone: {described}")
+        exchanges.append(HelloExchange(str(protocol), spec.suites, HelloAnswerRecord.of(answer)))
+    return exchanges
 
 
 def _version_name(answer: ServerHelloInfo) -> str:
