@@ -91,7 +91,9 @@ def judge(
     negotiation = _negotiation(observations, policy, catalogue) if decided else None
     log = list(observations.log)
     note = _Notes(log, observations.duration_seconds)
-    chain, match, chain_error = _certificates(observations, trust, target.checked_name, now, note)
+    chain, match, chain_error = _certificates(
+        observations.certificates, trust, target.checked_name, now, note
+    )
     leaf = chain.certificates[0] if chain is not None else None
     identifiers = (
         match_identifiers(target.checked_name, leaf.dns_names, leaf.ip_addresses, leaf.common_names)
@@ -223,13 +225,7 @@ def _address_verdict(
     handshake = record.cloudfront_handshakes[0]
     own: tuple[FailureReason, ...] = ()
     if handshake.peer_chain:
-        sent = Observations(
-            target=TargetRecord("", 0, None, (), None, None),
-            started_at=0.0,
-            duration_seconds=0.0,
-            certificates=handshake.peer_chain,
-        )
-        chain, match, error = _certificates(sent, trust, name, now, _Notes([], 0.0))
+        chain, match, error = _certificates(handshake.peer_chain, trust, name, now, _Notes([], 0))
         own = _certificate_reasons(chain, match, error)
     decision = _decide(own, handshake, stale=False)
     return AddressVerdict(record.address, not decision.reasons, decision.reasons, decision.sources)
@@ -627,17 +623,17 @@ def _negotiation(
 
 
 def _certificates(
-    observations: Observations,
+    certificates: tuple[bytes, ...],
     trust: TrustStore,
     name: str,
     now: dt.datetime,
     note: _Notes,
 ) -> tuple[ChainAnalysis | None, NameMatch | None, str | None]:
     """Chain and name analysis of the certificates as sent; (None, None, error) if unparsable."""
-    if not observations.certificates:
+    if not certificates:
         return None, None, None
     try:
-        chain = analyse_chain(observations.certificates, trust, now)
+        chain = analyse_chain(certificates, trust, now)
     except CertificateParseError as exc:
         note(f"certificates: {exc}")
         return None, None, str(exc)

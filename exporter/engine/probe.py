@@ -84,6 +84,18 @@ class Engine:
     catalogue: Catalogue = CATALOGUE
     confirmer: HandshakeConfirmer = field(default_factory=HandshakeConfirmer)
     _trust: dict[tuple[str, float], TrustStore] = field(default_factory=dict)
+    _request_contexts: dict[tuple[str, tuple[bytes, bytes] | None], ssl.SSLContext] = field(
+        default_factory=dict
+    )
+
+    def request_context(
+        self, target: ProbeTarget, client: tuple[bytes, bytes] | None
+    ) -> ssl.SSLContext:
+        """The context of the forwarded request, built once per policy and client certificate."""
+        key = (str(target.cloudfront_policy), client)
+        if key not in self._request_contexts:
+            self._request_contexts[key] = _request_context(self.catalogue, target, client)
+        return self._request_contexts[key]
 
     def trust_store(self, ca_file: str | None) -> TrustStore:
         """Mozilla's roots, or `ca_file`'s (reloaded when the file changes). Raises ValueError."""
@@ -351,7 +363,7 @@ class _Run:
         target, options = self.target, self.options
         if target.request is None:
             return
-        context = _request_context(self.engine.catalogue, target, self.client_certificate)
+        context = self.engine.request_context(target, self.client_certificate)
         self.http = await forward_request(
             endpoint,
             target.request,
