@@ -37,7 +37,7 @@ from .engine.result import Judgment
 from .engine.s2n import TlsLibraryInfo, tls_library
 from .engine.verdict import CloudFrontWarning, FailureReason
 from .store import OriginState, ResultStore, SeenChain
-from .view import Matrix, matrix
+from .view import Matrix, matrix, warnings_judged
 
 PREFIX = "origin_tls"
 log = logging.getLogger("origin_tls_exporter.metrics")
@@ -211,7 +211,7 @@ class ResultFamilies:
                 float(outcome.compatible),
                 policy=outcome.generation,
             )
-        if result.observations.stopped is None:
+        if warnings_judged(result):
             seen = {warning for warning, _ in result.warnings}
             for warning in CloudFrontWarning:
                 s(

@@ -22,6 +22,7 @@ from .view import (
     iso,
     matrix,
     reasons_with_sources,
+    request_line,
     spoken_word,
     viewer_status,
 )
@@ -177,7 +178,7 @@ def _around_lines(result: Judgment) -> list[str]:
             else ""
         )
         detail = f" ({http.detail})" if http.detail else ""
-        lines.append(f"request {result.target.request_line}: {status}{first}{detail}")
+        lines.append(f"request {request_line(result)}: {status}{first}{detail}")
     return lines
 
 

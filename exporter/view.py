@@ -299,6 +299,19 @@ def handshake_line(outcome: GenerationOutcome) -> str:
     return f"fails: {h.error}{alert}"
 
 
+def request_line(judgment: Judgment) -> str:
+    """`GET / (Host: www.example.com)`: what CloudFront forwards after its handshake."""
+    target = judgment.target
+    if target.request is None:
+        return "(none)"
+    return f"{target.request.method} {target.request.path} (Host: {target.sni or target.host})"
+
+
+def warnings_judged(judgment: Judgment) -> bool:
+    """A stopped probe judged no warning: the warning series stay absent rather than 0."""
+    return judgment.observations.stopped is None
+
+
 def iso(moment: dt.datetime | float) -> str:
     if isinstance(moment, float | int):
         moment = dt.datetime.fromtimestamp(moment, dt.UTC)

@@ -37,7 +37,7 @@ from .result import (
     ProtocolResult,
     SuiteResult,
 )
-from .s2n import CloudFrontHandshake, policy_for
+from .s2n import GENERATIONS, CloudFrontHandshake, policy_for
 from .target import (
     DEFAULT_ORIGIN_KEEPALIVE_TIMEOUT,
     CloudFrontPolicy,
@@ -378,25 +378,17 @@ def _s2n_usable(
 def _generations(
     observations: Observations, policy: Policy, own: tuple[FailureReason, ...]
 ) -> tuple[GenerationOutcome, ...]:
-    """Each generation's handshake, if it is the one CloudFront makes for `policy`."""
+    """Each generation's handshake, if it is the one CloudFront makes for `policy` (a probe
+    judged under another policy may hold handshakes of other policies: they do not count)."""
+    made = {h.policy: h for h in observations.cloudfront_handshakes}
     outcomes = []
-    for handshake in observations.cloudfront_handshakes:
-        generation = _generation_of(handshake.policy)
-        if generation is None or handshake.policy != _policy_or_none(policy, generation):
+    for generation in GENERATIONS:
+        handshake = made.get(_policy_or_none(policy, generation) or "")
+        if handshake is None:
             continue
         compatible = handshake.completed and FailureReason.WRONG_ORDER not in own
         outcomes.append(GenerationOutcome(generation, handshake.policy, compatible, handshake))
     return tuple(outcomes)
-
-
-def _generation_of(policy: str) -> str | None:
-    """`CloudFront-Upstream-TLS-1-2-2025-PQ` -> `CloudFront-Upstream-2025-PQ`, and so on."""
-    if not policy.startswith("CloudFront-Upstream"):
-        return None
-    for suffix in ("-2025-PQ", "-2025"):
-        if policy.endswith(suffix):
-            return f"CloudFront-Upstream{suffix}"
-    return "CloudFront-Upstream"
 
 
 def _policy_or_none(policy: Policy, generation: str) -> str | None:

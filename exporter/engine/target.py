@@ -117,13 +117,6 @@ class ProbeTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    @property
-    def request_line(self) -> str:
-        """`GET / (Host: www.example.com)`: what CloudFront forwards after its handshake."""
-        if self.request is None:
-            return "(none)"
-        return f"{self.request.method} {self.request.path} (Host: {self.sni or self.host})"
-
     @classmethod
     def parse(cls, text: str, **kwargs: object) -> ProbeTarget:
         """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 443 by default."""
