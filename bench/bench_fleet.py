@@ -32,11 +32,13 @@ import contextlib
 import json
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from typing import Any
 import yaml
 from common import (
     FLEET_MIX,
+    REPO,
     LocalFleet,
     LocalOrigin,
     ProcessWatch,
@@ -153,17 +156,21 @@ def cpu_of(pids: dict[str, int]) -> dict[str, float]:
 
 
 def run_exporter(
-    fleet: LocalFleet, args: argparse.Namespace, workdir: Path, round_no: int
+    fleet: LocalFleet,
+    args: argparse.Namespace,
+    workdir: Path,
+    round_no: int,
+    tree: Path = REPO,
 ) -> tuple[Sweep, Profile | None]:
     n = len(fleet.origins)
     config = workdir / "fleet.yml"
     write_config(config, fleet, args)
-    log_path = workdir / f"exporter-{round_no}.log"
+    log_path = workdir / f"exporter-{tree.name}-{round_no}.log"
     log_path.unlink(missing_ok=True)
     result = Sweep(origins=n)
     servers_before = cpu_of(fleet.server_pids())
     spawned = time.perf_counter()
-    daemon = ExporterProcess(["serve", "--config.file", str(config)], log_path)
+    daemon = ExporterProcess(["serve", "--config.file", str(config)], log_path, tree=tree)
     profile: Profile | None = None
     with contextlib.ExitStack() as stack:
         daemon.start(ready_timeout=120)
@@ -437,6 +444,12 @@ def main() -> int:
     parser.add_argument("--confirm", choices=["all", "negotiated"], help="defaults.confirm")
     parser.add_argument("--sweep-timeout", type=float, default=900.0, help="give up after (900 s)")
     parser.add_argument("--profile", action="store_true", help="py-spy the daemon's sweep")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also sweep with the exporter at this git commit (e.g. HEAD~1), alternating, and "
+        "print CPU per origin against it",
+    )
     args = parser.parse_args()
     n = args.origins or (120 if args.quick else 1000)
     if n < 1:
@@ -446,14 +459,24 @@ def main() -> int:
     started = time.perf_counter()
     counts = apportion(n, FLEET_MIX)
     sweeps: list[Sweep] = []
+    base_sweeps: list[Sweep] = []
     scans: list[Scan] = []
     profiles: list[Profile] = []
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         workdir = Path(tmp)
         print(f"starting {n} local origins ...", flush=True)
-        with LocalFleet(workdir / "fleet", counts, args.names_per_port) as fleet:
+        with (
+            LocalFleet(workdir / "fleet", counts, args.names_per_port) as fleet,
+            contextlib.ExitStack() as stack,
+        ):
             print(f"origins up in {time.perf_counter() - started:.0f}s", flush=True)
+            baseline = stack.enter_context(checkout(args.baseline, workdir))
             for round_no in range(args.rounds):
+                if baseline is not None:
+                    print(f"round {round_no + 1}: exporter at {args.baseline} ...", flush=True)
+                    base_sweep, _ = run_exporter(fleet, args, workdir, round_no, baseline)
+                    base_sweeps.append(base_sweep)
+                    print(f"  every origin probed {base_sweep.sweep:.1f}s after spawn", flush=True)
                 print(f"round {round_no + 1}: exporter ...", flush=True)
                 sweep, profile = run_exporter(fleet, args, workdir, round_no)
                 sweeps.append(sweep)
@@ -466,7 +489,53 @@ def main() -> int:
                     scans.append(scan)
                     print(f"  sslyze done in {scan.wall:.1f}s", flush=True)
             report(args, fleet, counts, sweeps, scans, profiles, time.perf_counter() - started)
+            if base_sweeps:
+                report_baseline(args.baseline, base_sweeps, sweeps)
     return 0
+
+
+@contextlib.contextmanager
+def checkout(ref: str | None, workdir: Path) -> Iterator[Path | None]:
+    """A detached `git worktree` of `ref` (None: no baseline), removed afterwards."""
+    if ref is None:
+        yield None
+        return
+    tree = workdir / "baseline"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+            check=False,
+            capture_output=True,
+        )
+
+
+def report_baseline(ref: str, base: list[Sweep], now: list[Sweep]) -> None:
+    """Exporter CPU per origin, this tree against `ref`, from rounds run alternately."""
+    base_ms = statistics.median(s.cpu / s.origins for s in base) * 1000
+    now_ms = statistics.median(s.cpu / s.origins for s in now) * 1000
+    print()
+    print(f"CPU per origin, median of {len(now)} alternating rounds:")
+    rows = [
+        [
+            "exporter at " + ref,
+            num(base_ms, 1),
+            num(statistics.median(s.peak_rss_mb for s in base), 0),
+        ],
+        [
+            "exporter (this tree)",
+            num(now_ms, 1),
+            num(statistics.median(s.peak_rss_mb for s in now), 0),
+        ],
+        [f"{ref} / this tree", f"{base_ms / now_ms:.2f}x", ""],
+    ]
+    print(table(["tool", "CPU ms per origin", "peak RSS MB"], rows))
 
 
 if __name__ == "__main__":

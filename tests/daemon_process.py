@@ -71,6 +71,7 @@ class ExporterProcess(Running):
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tree: Path = REPO  # the checkout whose `exporter` package runs (benchmarks: another commit)
 
     @property
     def url(self) -> str:
@@ -93,10 +94,10 @@ class ExporterProcess(Running):
                 "--log.level",
                 "debug",
             ],
-            cwd=REPO,
+            cwd=self.tree,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.tree)},
         )
         check = ready or (lambda: self._ready(""))
         self.wait_for(lambda: self._alive() and check(), ready_timeout, "/-/ready")

@@ -7,6 +7,7 @@ import pytest
 from exporter.engine.catalogue import CATALOGUE, Protocol
 from exporter.engine.chain import ChainStatus
 from exporter.engine.probe import Engine
+from exporter.engine.request import Outcome
 from exporter.engine.result import Judgment
 from exporter.engine.target import ConfirmMode, ProbeTarget
 from exporter.engine.verdict import CloudFrontWarning as W
@@ -47,13 +48,17 @@ def test_good_origin_is_compatible_with_the_exact_matrix(
     assert sslv3 is not None
     assert sslv3.spoken is False
     assert not sslv3.accepted
-    # Every picked suite was proven by a complete handshake through the local OpenSSL.
+    # Every picked suite was proven by a complete handshake: CloudFront's pick by s2n-tls's own
+    # (under the origin's generation, the same pick), every other one through the local OpenSSL.
+    negotiation = result.negotiation
+    assert negotiation is not None
     for protocol in TLS:
         found = result.protocol(protocol)
         assert found is not None
-        assert all(s.confirmed is True and s.backend == "openssl" for s in found.picked)
-    negotiation = result.negotiation
-    assert negotiation is not None
+        for s in found.picked:
+            is_pick = (protocol, s.suite) == (negotiation.protocol, negotiation.suite)
+            assert s.confirmed is True, s
+            assert s.backend == ("s2n-tls" if is_pick else "openssl"), s
     assert negotiation.completed
     assert negotiation.protocol is Protocol.TLSv1_2
     assert negotiation.suite is not None
@@ -241,7 +246,15 @@ def test_sslv3_rc4_3des_origin(engine: Engine, origins: TestOrigins) -> None:
     assert accepted(result, Protocol.SSLv3) == {"RC4-MD5", "DES-CBC3-SHA", "AES128-SHA"}
     sslv3 = result.protocol(Protocol.SSLv3)
     assert sslv3 is not None
-    assert all(s.confirmed and s.backend == "tlslite" for s in sslv3.picked)
+    # OpenSSL 3 cannot: tlslite-ng confirms, but CloudFront's own pick, which s2n-tls's
+    # handshake under CloudFront-Upstream completed too.
+    negotiation = result.negotiation
+    assert negotiation is not None
+    assert negotiation.protocol is Protocol.SSLv3
+    for picked in sslv3.picked:
+        assert picked.confirmed, picked
+        is_pick = picked.suite == negotiation.suite
+        assert picked.backend == ("s2n-tls" if is_pick else "tlslite"), picked
     for protocol in TLS:
         found = result.protocol(protocol)
         assert found is not None
@@ -289,7 +302,10 @@ def test_connectivity_failures(
     assert result.reasons == (reason,)
     assert not result.success
     assert result.error
-    assert result.connections == 1  # one clear error, not one per suite
+    # One clear error, not one per suite. A refused connect opens nothing more; an accepted
+    # one has the connections CloudFront's hello's followers would use opened while the hello
+    # is in flight (at most max_connections - 1, never written to, closed with the error).
+    assert result.connections == (1 if scenario == "closed" else 8)
 
 
 def test_timeout_is_bounded(engine: Engine, origins: TestOrigins) -> None:
@@ -323,3 +339,45 @@ def test_catalogue_is_cloudfronts() -> None:
         "DES-CBC3-SHA",
         "RC4-MD5",
     ]
+
+
+def test_the_request_rides_on_cloudfronts_own_handshake(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    """The origin speaks only 3DES and RC4 (tlslite-ng): the local OpenSSL 3 cannot connect,
+    s2n-tls can. An answer to the request proves it went over s2n-tls's connection, as
+    CloudFront sends it, and no connection of the exporter's own was opened for it."""
+    result = run_probe(engine, origins["legacy_tls"].target())
+    assert result.http is not None
+    assert (result.http.outcome, result.http.status_code) == (Outcome.OK, 200), result.log
+    assert [line for line in result.log if "(over s2n-tls)" in line], result.log
+    assert not [line for line in result.log if "(over OpenSSL)" in line], result.log
+
+
+def test_the_request_falls_back_when_cloudfronts_handshake_fails(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    """CloudFront would stop at the expired certificate; what the origin answers is still
+    worth knowing, so the request goes over an OpenSSL connection of the exporter's own."""
+    result = run_probe(engine, origins["expired"].target())
+    assert result.reasons == (R.EXPIRED,)
+    assert result.http is not None
+    assert result.http.status_code == 200, result.log
+    assert [line for line in result.log if "(over OpenSSL)" in line], result.log
+
+
+def test_an_idle_keepalive_connection_does_not_hold_a_connection_slot(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    """With one connection at a time, the request's idle connection, watched for an early
+    close until the rest of the probe is done, must not keep the rest of the probe waiting
+    for it (which would end only with the keep-alive timeout)."""
+    result = run_probe(
+        engine, origins["modern"].target(), max_connections=1, origin_keepalive_timeout=60.0
+    )
+    assert result.compatible, result.reasons
+    assert result.http is not None
+    assert result.http.status_code == 200
+    watched = result.http.idle_watched_seconds
+    assert watched is not None
+    assert watched < 30, result.log

@@ -144,7 +144,9 @@ def test_each_behaviour_costs_one_failed_probe_with_its_reason(
     else:
         # Really held until the per-connection timeout, and stopped right after it.
         assert TIMEOUT * 0.9 <= outcome.elapsed <= TIMEOUT * 2, detail
-        assert result.connections == 1, detail
+        # One hello, and the spares opened for its followers while it was in flight (never
+        # written to; closed with the error), within the connection limit.
+        assert result.connections <= ProbeOptions().max_connections, detail
     assert hostile.errors == []  # a bug in a hostile server would make the test meaningless
 
 
@@ -162,7 +164,9 @@ def test_the_slow_behaviours_really_were_slow(hostile: HostileOrigins) -> None:
         ("huge_certificate", 2 * READ_CHUNK, f"exceeds the {MAX_HANDSHAKE_MESSAGE} limit"),
         (
             "tiny_records",
-            MAX_BYTES_PER_CONNECTION + READ_CHUNK,
+            # its ServerHello comes first, so the probe's other connections start at once and
+            # read the same trickle of records until CloudFront's hello fails and stops them
+            2 * MAX_BYTES_PER_CONNECTION,
             f"more than {MAX_BYTES_PER_CONNECTION} bytes on one connection",
         ),
         ("oversized_record", 2 * READ_CHUNK, f"exceeds the {MAX_RECORD_LENGTH}-byte maximum"),
@@ -175,7 +179,8 @@ def test_limits_stop_reading_early(
 ) -> None:
     """A 16 MB certificate is refused from its 4-byte header; 1.5 MB of one-byte records stop at
     the per-connection limit: the probe reads at most the limit plus one read (READ_CHUNK), or
-    two reads when the header that breaks a limit is in the first."""
+    two reads when the header that breaks a limit is in the first (for the one-byte records,
+    what the connections started at their ServerHello read meanwhile too)."""
     outcome = outcomes[behaviour]
     assert 0 < outcome.bytes_read <= limit
     assert message in (outcome.result.error or ""), outcome.result.log

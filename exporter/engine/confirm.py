@@ -21,7 +21,7 @@ from tlslite import HandshakeSettings, TLSConnection
 from tlslite.errors import TLSError
 
 from .catalogue import CipherSuite, Protocol
-from .errors import BudgetExceeded, ProbeTimeout, ProtocolViolation
+from .errors import BudgetExceeded, ConnectError, ProbeTimeout, ProtocolViolation
 from .hello import check_connection_bytes
 from .net import Endpoint, describe_os_error, sni_name
 
@@ -137,26 +137,24 @@ async def _confirm_with_ssl(
 ) -> Confirmation:
     # OpenSSL bounds what it reads in a handshake itself (at most 100 KiB of certificates, 16 KiB
     # records), and the timeout bounds how long: its bytes are not charged to the budget.
-    hostname = sni_name(server_name) or ""
-    async with endpoint.slot():
-        try:
-            async with asyncio.timeout(endpoint.timeout):
-                _, writer = await asyncio.open_connection(
-                    endpoint.address, endpoint.port, ssl=context, server_hostname=hostname
-                )
-        except TimeoutError:
-            raise ProbeTimeout(
-                f"{protocol} handshake with {suite.name} to {endpoint.display} timed out"
-            ) from None
-        except ssl.SSLError as exc:
-            return Confirmation(protocol, suite, False, "openssl", _ssl_reason(exc))
-        except OSError as exc:
-            return Confirmation(protocol, suite, False, "openssl", describe_os_error(exc))
-        try:
-            ssl_object = writer.get_extra_info("ssl_object")
+    hostname = sni_name(server_name)
+    try:
+        async with endpoint.lease() as lease:  # a warm connection when there is one
+            try:
+                async with asyncio.timeout(endpoint.timeout):
+                    await lease.writer.start_tls(context, server_hostname=hostname)
+            except TimeoutError:
+                raise ProbeTimeout(
+                    f"{protocol} handshake with {suite.name} to {endpoint.display} timed out"
+                ) from None
+            except ssl.SSLError as exc:
+                return Confirmation(protocol, suite, False, "openssl", _ssl_reason(exc))
+            except OSError as exc:
+                return Confirmation(protocol, suite, False, "openssl", describe_os_error(exc))
+            ssl_object = lease.writer.get_extra_info("ssl_object")
             negotiated = (ssl_object.version(), ssl_object.cipher()[0])
-        finally:
-            writer.transport.abort()
+    except ConnectError as exc:
+        return Confirmation(protocol, suite, False, "openssl", str(exc))
     expected = (_openssl_version_name(protocol), suite.name)
     if negotiated != expected:
         return Confirmation(

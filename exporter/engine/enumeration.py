@@ -15,7 +15,7 @@ from tlslite.constants import AlertDescription
 from .catalogue import BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES, Catalogue, CipherSuite, Protocol
 from .errors import ProtocolViolation
 from .hello import HelloAnswer, HelloSpec, Refusal, ServerHelloInfo, exchange_hello
-from .net import Endpoint, Preconnected
+from .net import Endpoint
 from .observations import EnumerationRecord, HelloAnswerRecord, HelloExchange
 
 Log = Callable[[str], None]
@@ -58,18 +58,17 @@ async def enumerate_protocol(
     that same ClientHello): the chain starts from it instead of asking again. Each exchange is
     appended to `exchanges` as it happens, so a caller still has them if a later one fails."""
     exchanges = [] if exchanges is None else exchanges
-    chain = Preconnected(endpoint)  # each next hello's connection opens during this one
+    endpoint.add_spares(1)  # each next hello's connection opens during this one
     try:
         return await _enumerate(
-            endpoint, chain, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
+            endpoint, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
         )
     finally:
-        await chain.close()
+        endpoint.add_spares(-1)
 
 
 async def _enumerate(
     endpoint: Endpoint,
-    chain: Preconnected,
     catalogue: Catalogue,
     protocol: Protocol,
     server_name: str | None,
@@ -89,7 +88,7 @@ async def _enumerate(
             source = " (CloudFront's hello)"
         else:
             answer = await exchange_hello(
-                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer), chain
+                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
             )
         exchanges.append(
             HelloExchange(
@@ -136,7 +135,7 @@ async def _enumerate(
     broad = HelloSpec(
         protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES
     )
-    answer = await exchange_hello(endpoint, broad, chain)
+    answer = await exchange_hello(endpoint, broad)
     exchanges.append(
         HelloExchange(str(protocol), broad.suites, HelloAnswerRecord.of(answer), broad=True)
     )

@@ -40,7 +40,7 @@ from tlslite.utils.codec import DecodeError, Parser
 
 from .catalogue import EMPTY_RENEGOTIATION_INFO_SCSV, Protocol
 from .errors import ConnectError, NotTLSError, ProbeTimeout, ProtocolViolation
-from .net import Endpoint, Preconnected, describe_os_error, sni_name
+from .net import Endpoint, describe_os_error, sni_name
 
 MAX_RECORD_LENGTH = 2**14 + 2048
 MAX_HANDSHAKE_MESSAGE = 256 * 1024
@@ -153,23 +153,29 @@ HelloAnswer = ServerHelloInfo | Refusal
 
 
 async def exchange_hello(
-    endpoint: Endpoint, spec: HelloSpec, connections: Preconnected | None = None
+    endpoint: Endpoint,
+    spec: HelloSpec,
+    connected: Callable[[], None] | None = None,
+    server_hello: Callable[[HelloAnswer], None] | None = None,
 ) -> HelloAnswer:
     """Send `spec` on a fresh connection and read as much of the answer as it asks for.
 
     The connection's `endpoint.timeout` bounds the whole exchange (write, then every byte of the
     answer), not each read: a server trickling its flight a byte at a time costs one timeout.
-    Every byte read is charged to the probe's byte budget on `endpoint`.
+    Every byte read is charged to the probe's byte budget on `endpoint`. `connected` is called
+    once the TCP connection is up, `server_hello` as soon as the answer shows its ServerHello
+    (or refusal), before the rest of a flight read up to ServerHelloDone.
     """
     hello = spec.encode()
-    connect = connections.connect() if connections is not None else endpoint.connect()
-    async with connect as (reader, writer):
+    async with endpoint.connect() as (reader, writer):
+        if connected is not None:
+            connected()
         flight = FlightParser(spec.read_until)
         try:
             async with asyncio.timeout(endpoint.timeout):
                 writer.write(hello)
                 await writer.drain()
-                return await read_answer(reader, flight, endpoint.charge)
+                return await read_answer(reader, flight, endpoint.charge, server_hello)
         except TimeoutError:
             raise ProbeTimeout(
                 f"no complete answer from {endpoint.display} within {endpoint.timeout:g}s"
@@ -197,15 +203,23 @@ async def read_answer(
     reader: asyncio.StreamReader,
     flight: FlightParser,
     charge: Callable[[int], None] | None = None,
+    server_hello: Callable[[HelloAnswer], None] | None = None,
 ) -> HelloAnswer:
-    """Feed `flight` from `reader` until it has an answer; `charge` is told every byte count."""
+    """Feed `flight` from `reader` until it has an answer; `charge` is told every byte count,
+    `server_hello` the ServerHello (or the refusal) as soon as it is known."""
     while True:
         data = await reader.read(READ_CHUNK)
+        answer: HelloAnswer | None
         if not data:
-            return flight.feed_eof()
-        if charge is not None:
-            charge(len(data))
-        answer = flight.feed(data)
+            answer = flight.feed_eof()
+        else:
+            if charge is not None:
+                charge(len(data))
+            answer = flight.feed(data)
+        early = answer if answer is not None else flight.server_hello
+        if server_hello is not None and early is not None:
+            server_hello(early)
+            server_hello = None
         if answer is not None:
             return answer
 
@@ -264,6 +278,11 @@ class FlightParser:
             if answer is not None:
                 return answer
         return None
+
+    @property
+    def server_hello(self) -> ServerHelloInfo | None:
+        """The ServerHello once it has arrived, before the rest of the flight."""
+        return self._hello
 
     def feed_eof(self) -> HelloAnswer:
         if self._hello is not None:

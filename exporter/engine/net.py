@@ -8,10 +8,11 @@ place. One probe makes one `Endpoint`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import idna
@@ -49,9 +50,36 @@ def sni_name(name: str | None) -> str | None:
     return ascii_name
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass
+class Lease:
+    """One connection to the origin and the connection slot it holds until it is closed."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    _release: Callable[[], None] = field(repr=False)
+    holds_slot: bool = True
+
+    def release_slot(self) -> None:
+        """Stop counting this connection against the limit while it stays open: an idle
+        keep-alive connection being watched costs the origin nothing a handshake does."""
+        if self.holds_slot:
+            self.holds_slot = False
+            self._release()
+
+
 @dataclass
 class Endpoint:
-    """One origin address; hands out connections within the origin's connection limit."""
+    """One origin address; hands out connections within the origin's connection limit.
+
+    Connections can be opened ahead of need ("warm"), so that a step that needs one waits for
+    its answer only, not for a TCP handshake first: `expect(n)` for n consumers known to come
+    soon (CloudFront's hello's followers), `add_spares(+1)` for a chain of exchanges that will
+    want one more for as long as it runs (replenished as they are taken), `add_spares(-1)` when
+    it ends, which closes an unclaimed spare at once. Every warm connection holds its own slot.
+    """
 
     address: str
     port: int
@@ -65,9 +93,13 @@ class Endpoint:
     connect_timeout: float | None = None  # CloudFront's ConnectionTimeout; None: `timeout`
     reached: bool = False  # a TCP connect has succeeded: later ones get one attempt
     _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _warm: collections.deque[asyncio.Task[Connection]] = field(init=False, repr=False)
+    _spares: int = field(default=0, init=False, repr=False)  # kept warm, replenished
+    _expected: int = field(default=0, init=False, repr=False)  # warm for known consumers
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_connections)
+        self._warm = collections.deque()
 
     @property
     def display(self) -> str:
@@ -90,13 +122,39 @@ class Endpoint:
             yield
 
     @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        async with self.slot():
-            reader, writer = await self.open()
-            try:
-                yield reader, writer
-            finally:
-                writer.transport.abort()
+    async def lease(self) -> AsyncIterator[Lease]:
+        """A connection (a warm one when there is one), closed and its slot freed on exit."""
+        reader, writer = await self._claim()
+        lease = Lease(reader, writer, self._slots.release)
+        try:
+            yield lease
+        finally:
+            writer.transport.abort()
+            lease.release_slot()
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Connection]:
+        async with self.lease() as lease:
+            yield lease.reader, lease.writer
+
+    def expect(self, consumers: int) -> None:
+        """Open `consumers` connections now for steps that will ask for one soon; they are
+        not replenished, and any left unclaimed are closed by `close_warm()`."""
+        self._expected += max(0, consumers)
+        self._top_up()
+
+    def add_spares(self, delta: int) -> None:
+        """Keep `delta` more (or fewer) connections warm; fewer closes the excess at once."""
+        self._spares = max(0, self._spares + delta)
+        self._top_up()
+        while len(self._warm) > self._spares + self._expected:
+            self._discard(self._warm.pop())  # the newest: the least likely to be ready
+
+    def close_warm(self) -> None:
+        """The phase that wanted warm connections is over: close every unclaimed one."""
+        self._spares = self._expected = 0
+        while self._warm:
+            self._discard(self._warm.pop())
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A TCP connection as CloudFront makes one: up to `connect_attempts` tries of
@@ -122,58 +180,52 @@ class Endpoint:
                 return connection
         raise failure
 
+    async def _claim(self) -> Connection:
+        """The oldest warm connection still open, or a new one; either holds a slot."""
+        while self._warm:
+            task = self._warm.popleft()
+            if self._expected > 0:
+                self._expected -= 1  # one of the consumers it was opened for
+            self._top_up()
+            try:
+                reader, writer = await task
+            except asyncio.CancelledError:
+                self._discard(task)
+                raise
+            if writer.transport.is_closing() or reader.at_eof():
+                # The origin closed the idle connection (a short accept timeout, a reset):
+                # not an answer to anything. Give its slot back and take another.
+                writer.transport.abort()
+                self._slots.release()
+                continue
+            return reader, writer
+        return await self._open_held()
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class Preconnected:
-    """Connections for a chain of exchanges on one endpoint: while one is in use, the next
-    one is already being opened (holding its own slot), so each later step of the chain
-    waits for its answer only, not for a TCP handshake first. `close()` when the chain ends
-    drops the spare at once."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self._spare: asyncio.Task[Connection] | None = None
-
-    async def _open(self) -> Connection:
-        endpoint = self.endpoint
-        await endpoint._slots.acquire()
-        endpoint.connections_opened += 1
+    async def _open_held(self) -> Connection:
+        await self._slots.acquire()
+        self.connections_opened += 1
         try:
-            return await endpoint.open()
+            return await self.open()
         except BaseException:
-            endpoint._slots.release()
+            self._slots.release()
             raise
 
-    @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[Connection]:
-        spare, self._spare = self._spare, None
-        reader, writer = await (spare if spare is not None else self._open())
-        if writer.transport.is_closing() or reader.at_eof():
-            # The origin closed the idle spare (a short accept timeout, a reset): not an
-            # answer to anything. Give its slot back and connect afresh.
-            writer.transport.abort()
-            self.endpoint._slots.release()
-            reader, writer = await self._open()
-        self._spare = asyncio.ensure_future(self._open())
-        try:
-            yield reader, writer
-        finally:
-            writer.transport.abort()
-            self.endpoint._slots.release()
+    def _top_up(self) -> None:
+        while len(self._warm) < self._spares + self._expected:
+            self._warm.append(asyncio.ensure_future(self._open_held()))
 
-    async def close(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return
-        spare.cancel()
-        try:
-            _, writer = await spare
-        except (asyncio.CancelledError, EngineError):
-            return  # never opened (a cancelled open released its slot)
+    def _discard(self, task: asyncio.Task[Connection]) -> None:
+        """Close a warm connection nobody will use, or stop its opening."""
+        if not task.done():
+            task.cancel()
+        task.add_done_callback(self._drop)
+
+    def _drop(self, task: asyncio.Task[Connection]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return  # never opened: its slot was given back (or never taken)
+        _, writer = task.result()
         writer.transport.abort()
-        self.endpoint._slots.release()
+        self._slots.release()
 
 
 def describe_os_error(exc: OSError) -> str:

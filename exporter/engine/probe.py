@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .catalogue import (
     ALL_PROTOCOLS,
@@ -49,11 +49,13 @@ from .observations import (
     StopRecord,
     TargetRecord,
 )
-from .request import HttpExchange, forward_request
+from .request import HttpExchange, forward_request, request_over
 from .result import Judgment
 from .s2n import (
     GENERATIONS,
+    AfterHandshake,
     CloudFrontHandshake,
+    S2nStream,
     S2nUnavailable,
     TlsLibraryInfo,
     cloudfront_handshake,
@@ -189,6 +191,10 @@ class Engine:
         beside: list[asyncio.Future[None]] = [asyncio.ensure_future(o.handshake()) for o in others]
         try:
             await run.phases(first)
+        except BaseException:
+            if run.request is not None:  # the probe stopped: its request would wait in vain
+                run.request.cancel()
+            raise
         finally:
             run.probed.set()
             beside += [run.request] if run.request is not None else []
@@ -226,6 +232,10 @@ class _Run:
     client_certificate: tuple[bytes, bytes] | None = None  # (chain PEM, key PEM)
     request: asyncio.Future[None] | None = None  # the forwarded request, once TLS is seen
     probed: asyncio.Event = field(default_factory=asyncio.Event)  # the rest is done
+    # s2n-tls's handshake under the origin's own generation, once known (None: no s2n-tls)
+    origin_handshake: asyncio.Future[CloudFrontHandshake | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     def observations(
         self,
@@ -267,16 +277,46 @@ class _Run:
             for task in library:
                 task.cancel()
             await asyncio.gather(*library, return_exceptions=True)
+            endpoint.close_warm()
 
-    async def cloudfront(self, endpoint: Endpoint) -> None:
-        """CloudFront's handshake as its TLS library makes it, under each policy generation."""
+    async def cloudfront(self, endpoint: Endpoint, carry_request: bool = False) -> None:
+        """CloudFront's handshake as its TLS library makes it, under each policy generation;
+        with `carry_request`, the request CloudFront forwards rides on the handshake under the
+        origin's own generation, as CloudFront sends it (on the engine's own TLS connection
+        when s2n-tls is not there or could not complete it)."""
         self.tls_library = tls_library()
         if self.tls_library.library == "none":
             self.log(f"no s2n-tls: {self.tls_library.reason}")
-            return
-        self.cloudfront_handshakes = tuple(
-            await asyncio.gather(*(self.s2n(endpoint, g) for g in GENERATIONS))
-        )
+        carrier = str(self.target.cloudfront_policy)
+        if self.tls_library.library == "none" or carrier not in GENERATIONS:
+            self.origin_handshake.set_result(None)
+            if carry_request:
+                self.request = asyncio.ensure_future(self.forward(endpoint))
+            if self.tls_library.library == "none":
+                return
+        tasks: list[asyncio.Future[CloudFrontHandshake]] = []
+        carriers: list[asyncio.Future[None]] = []
+        waits: list[asyncio.Future[CloudFrontHandshake]] = []
+        for generation in GENERATIONS:
+            if generation != carrier:
+                tasks.append(asyncio.ensure_future(self.s2n(endpoint, generation)))
+                waits.append(tasks[-1])
+                continue
+            carrying = asyncio.ensure_future(self.carry(endpoint, generation, carry_request))
+            if carry_request:
+                self.request = carrying  # it goes on with the request: wait for the handshake
+            else:
+                carriers.append(carrying)
+            waits.append(cast("asyncio.Future[CloudFrontHandshake]", self.origin_handshake))
+        try:
+            self.cloudfront_handshakes = tuple(await asyncio.gather(*waits))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            for other in carriers:
+                other.cancel()
+            raise
+        await asyncio.gather(*carriers)  # done with the handshake: nothing rides on it
         for h in self.cloudfront_handshakes:
             outcome = (
                 f"completed {h.protocol} {h.cipher} {h.group or ''}".rstrip()
@@ -285,7 +325,35 @@ class _Run:
             )
             self.log(f"s2n-tls {h.policy}: {outcome}")
 
-    async def s2n(self, endpoint: Endpoint, generation: str) -> CloudFrontHandshake:
+    async def carry(self, endpoint: Endpoint, generation: str, carry_request: bool) -> None:
+        """The handshake under the origin's generation, published in `origin_handshake` as
+        soon as it is known; then, with `carry_request`, the request on its connection."""
+        published = self.origin_handshake
+
+        async def after(result: CloudFrontHandshake, stream: S2nStream | None) -> None:
+            if not published.done():
+                published.set_result(result)
+            if carry_request and stream is not None:
+                await self.forward_over(stream, endpoint)
+
+        try:
+            result = await self.s2n(endpoint, generation, after)
+        except BaseException as exc:
+            if not published.done():
+                if isinstance(exc, Exception):
+                    published.set_exception(exc)
+                else:
+                    published.cancel()
+            raise
+        if not published.done():
+            published.set_result(result)
+        if carry_request and self.http is None:
+            # CloudFront would not get this far; the request is still worth knowing about.
+            await self.forward(endpoint)
+
+    async def s2n(
+        self, endpoint: Endpoint, generation: str, after: AfterHandshake | None = None
+    ) -> CloudFrontHandshake:
         target = self.target
         policy = policy_for(target.protocols, generation)
         name_check = cloudfront_name_check(target.checked_name)
@@ -297,6 +365,7 @@ class _Run:
                 self.trust.pem,
                 name_check,
                 self.client_certificate,
+                after=after,
             )
         except ProbeTimeout as exc:  # one generation's handshake; the probe goes on
             return CloudFrontHandshake(
@@ -304,45 +373,30 @@ class _Run:
             )
 
     async def tls_phases(self, endpoint: Endpoint, library: list[asyncio.Future[None]]) -> None:
-        """Everything after resolving; CloudFront's own handshakes (s2n-tls) are started into
-        `library` once its hello shows TLS spoken, beside the enumerations, within the
-        origin's connection limit: they cost connections, not round trips."""
+        """Everything after resolving. CloudFront's hello goes first, alone: it is the
+        connectivity check. While it is in flight the connections its followers will need are
+        opened; as soon as its ServerHello (or refusal) shows TLS spoken, CloudFront's own
+        handshakes (s2n-tls, into `library`), the request and the enumerations start, all
+        within the origin's connection limit."""
         catalogue = self.engine.catalogue
         name = self.target.server_name
         policy = tuple(p for p in catalogue.protocols if p in self.target.protocols)
-        spec, hello = await self.hello(endpoint, policy)
-        if isinstance(hello, ServerHelloInfo) or hello.alert is not None:
-            library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
-        if isinstance(hello, ServerHelloInfo):
-            self.request = asyncio.ensure_future(self.forward(endpoint))
-        negotiated = _negotiated(hello, policy, catalogue)
+        spec = self.hello_spec(policy)
         # CloudFront's hello is, byte for byte but the random, the first offer of the highest
         # protocol's enumeration whenever the policy's suites are that protocol's: its answer
         # serves both, one connection and one round trip fewer.
         reusable = spec == first_offer(catalogue, policy[-1], name)
-        # Pipelined: each confirmation starts as soon as its suite is known (CloudFront's pick
-        # now, every other one the moment its enumeration step answers) instead of after the
-        # last enumeration; all of them share the origin's connection limit.
-        pending = _Confirmations(self.engine.confirmer, endpoint, name)
+        early: asyncio.Future[HelloAnswer] = asyncio.get_running_loop().create_future()
+        hello_task = asyncio.ensure_future(self.hello(endpoint, spec, policy, early))
         try:
-            if negotiated is not None:
-                pending.start(*negotiated)
-            self.enumerations = await self.enumerate(
-                endpoint, pending, policy[-1], hello if reusable else None
-            )
-            if not library and endpoint.tls_seen:  # its hello was refused, another was not
-                library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
-            if isinstance(hello, Refusal) and hello.alert is None and not endpoint.tls_seen:
-                # Not one TLS byte on any connection, whatever was offered: something accepts
-                # TCP (a port forwarder with nothing behind it, a firewall) but no TLS server
-                # answers.
-                raise ConnectError(
-                    f"{endpoint.display} accepts TCP connections but {hello.describe()} on "
-                    "every ClientHello, without sending a single TLS record"
-                )
-            self.handshakes = await self.confirm(pending, negotiated)
+            await asyncio.wait([hello_task, early], return_when=asyncio.FIRST_COMPLETED)
+            first = early.result() if early.done() else hello_task.result()
+            await self.after_hello(endpoint, library, policy, first, hello_task, reusable)
         finally:
-            await pending.cancel_rest()
+            if not hello_task.done():
+                hello_task.cancel()
+            await asyncio.gather(hello_task, return_exceptions=True)
+        hello = hello_task.result()
         if isinstance(hello, ServerHelloInfo) and hello.certificates:
             self.certificates, self.certificates_from = hello.certificates, "cloudfront_hello"
         else:
@@ -351,15 +405,60 @@ class _Run:
             )
             self.certificates_from = "broad_offer" if self.certificates else None
 
+    async def after_hello(
+        self,
+        endpoint: Endpoint,
+        library: list[asyncio.Future[None]],
+        policy: tuple[Protocol, ...],
+        first: HelloAnswer,
+        hello: asyncio.Future[HelloAnswer],
+        reusable: bool,
+    ) -> None:
+        """What follows CloudFront's hello, from `first`: its ServerHello or refusal (the rest
+        of its flight, certificates included, is `hello`'s once complete)."""
+        catalogue = self.engine.catalogue
+        if isinstance(first, ServerHelloInfo) or first.alert is not None:
+            library.append(
+                asyncio.ensure_future(
+                    self.cloudfront(endpoint, carry_request=isinstance(first, ServerHelloInfo))
+                )
+            )
+        negotiated = _negotiated(first, policy, catalogue)
+        # Pipelined: each confirmation starts as soon as its suite is known (CloudFront's pick
+        # now, every other one the moment its enumeration step answers) instead of after the
+        # last enumeration; all of them share the origin's connection limit.
+        pending = _Confirmations(self.engine.confirmer, endpoint, self.target.server_name)
+        try:
+            if negotiated is not None:
+                # s2n-tls's handshake under the origin's generation is CloudFront's, complete:
+                # when it made this very pick, it is the confirmation.
+                pending.start_unless_done_by(negotiated, self.origin_handshake)
+            self.enumerations = await self.enumerate(
+                endpoint, pending, policy[-1], hello if reusable else None
+            )
+            if not library and endpoint.tls_seen:  # its hello was refused, another was not
+                library.append(asyncio.ensure_future(self.cloudfront(endpoint)))
+            if isinstance(first, Refusal) and first.alert is None and not endpoint.tls_seen:
+                # Not one TLS byte on any connection, whatever was offered: something accepts
+                # TCP (a port forwarder with nothing behind it, a firewall) but no TLS server
+                # answers.
+                raise ConnectError(
+                    f"{endpoint.display} accepts TCP connections but {first.describe()} on "
+                    "every ClientHello, without sending a single TLS record"
+                )
+            self.handshakes = await self.confirm(pending, negotiated)
+        finally:
+            await pending.cancel_rest()
+
     def connect_to(self, address: str) -> Endpoint:
         self.address = address
         self.endpoint = _endpoint(address, self.target, self.options)
         return self.endpoint
 
     async def forward(self, endpoint: Endpoint) -> None:
-        """The request CloudFront forwards after its handshake (`request: false`: none), made
-        beside the rest of the probe; the idle connection is watched for an early close until
-        the rest is done, or for the whole keep-alive timeout with `keepalive_check`."""
+        """The request CloudFront forwards after its handshake (`request: false`: none), on
+        the engine's own TLS connection; the idle connection is watched for an early close
+        until the rest is done, or for the whole keep-alive timeout with `keepalive_check`."""
         target, options = self.target, self.options
         if target.request is None:
             return
@@ -374,58 +473,102 @@ class _Run:
             options.origin_keepalive_timeout,
             None if options.keepalive_check else self.probed,
         )
-        h = self.http
+        self.log_request("OpenSSL")
+
+    async def forward_over(self, stream: S2nStream, endpoint: Endpoint) -> None:
+        """The request on s2n-tls's completed handshake, as CloudFront sends it."""
+        target, options = self.target, self.options
+        if target.request is None:
+            return
+        self.http = await request_over(
+            stream,
+            stream,
+            endpoint,
+            target.request,
+            target.sni or target.host,
+            options.origin_read_timeout,
+            options.origin_keepalive_timeout,
+            None if options.keepalive_check else self.probed,
+            stream.release_slot,
+        )
+        self.log_request("s2n-tls")
+
+    def log_request(self, over: str) -> None:
+        h, request = self.http, self.target.request
+        if h is None or request is None:
+            return
         self.log(
-            f"request {target.request.method} {target.request.path}: {h.outcome}"
+            f"request {request.method} {request.path} (over {over}): {h.outcome}"
             + (f", HTTP {h.status_code}" if h.status_code is not None else "")
             + (f": {h.detail}" if h.detail else "")
         )
 
-    async def hello(
-        self, endpoint: Endpoint, policy: tuple[Protocol, ...]
-    ) -> tuple[HelloSpec, HelloAnswer]:
+    def hello_spec(self, policy: tuple[Protocol, ...]) -> HelloSpec:
         """CloudFront's own ClientHello: its suites and order, up to the policy's highest."""
         catalogue = self.engine.catalogue
-        highest = policy[-1]
         offer = tuple(s.code for s in catalogue.suites if any(s.valid_in(p) for p in policy))
-        spec = cloudfront_spec(catalogue, highest, self.target.server_name, offer)
+        return cloudfront_spec(catalogue, policy[-1], self.target.server_name, offer)
+
+    async def hello(
+        self,
+        endpoint: Endpoint,
+        spec: HelloSpec,
+        policy: tuple[Protocol, ...],
+        early: asyncio.Future[HelloAnswer],
+    ) -> HelloAnswer:
+        """Send CloudFront's hello; once connected, open the connections its followers will
+        want, and tell `early` its ServerHello (or refusal) before the rest of its flight."""
+        catalogue = self.engine.catalogue
+        followers = len(self.enumerated_protocols()) + 1 + len(GENERATIONS)
+
+        def connected() -> None:
+            endpoint.expect(min(followers, self.options.max_connections - 1))
+
+        def server_hello(answer: HelloAnswer) -> None:
+            if not early.done():
+                early.set_result(answer)
+
         hello = await exchange_hello(
-            endpoint, replace(spec, read_until=ReadUntil.SERVER_HELLO_DONE)
+            endpoint, replace(spec, read_until=ReadUntil.SERVER_HELLO_DONE), connected, server_hello
         )
         self.cloudfront_hello = HelloExchange(
-            str(highest), offer, HelloAnswerRecord.of(hello), cloudfront_hello=True
+            str(policy[-1]), spec.suites, HelloAnswerRecord.of(hello), cloudfront_hello=True
         )
         described = _describe(hello, catalogue)
-        self.log(f"CloudFront hello (up to {highest}, {len(offer)} suites): {described}")
-        return spec, hello
+        self.log(f"CloudFront hello (up to {policy[-1]}, {len(spec.suites)} suites): {described}")
+        return hello
+
+    def enumerated_protocols(self) -> list[Protocol]:
+        return [p for p in ALL_PROTOCOLS if self.options.tls13 or p.cloudfront]
 
     async def enumerate(
         self,
         endpoint: Endpoint,
         pending: _Confirmations,
         highest: Protocol,
-        reusable_hello: HelloAnswer | None,
+        reusable_hello: asyncio.Future[HelloAnswer] | None,
     ) -> tuple[EnumerationRecord, ...]:
+        """Every protocol's enumeration at once; the highest one's starts from CloudFront's
+        hello (once its whole flight is in) when that was the same offer."""
         options = self.options
-        protocols = [p for p in ALL_PROTOCOLS if options.tls13 or p.cloudfront]
-        return tuple(
-            await _all(
-                [
-                    _enumerate(
-                        endpoint,
-                        self.engine.catalogue,
-                        p,
-                        self.target.server_name,
-                        self.log,
-                        pending.starter(p)
-                        if options.confirm is ConfirmMode.ALL and p.cloudfront
-                        else None,
-                        reusable_hello if p is highest else None,
-                    )
-                    for p in protocols
-                ]
+
+        async def one(protocol: Protocol) -> EnumerationRecord:
+            first_answer = None
+            if protocol is highest and reusable_hello is not None:
+                first_answer = await reusable_hello  # its failure stops the probe, as before
+            return await _enumerate(
+                endpoint,
+                self.engine.catalogue,
+                protocol,
+                self.target.server_name,
+                self.log,
+                pending.starter(protocol)
+                if options.confirm is ConfirmMode.ALL and protocol.cloudfront
+                else None,
+                first_answer,
             )
-        )
+
+        return tuple(await _all([one(p) for p in self.enumerated_protocols()]))
 
     async def confirm(
         self, pending: _Confirmations, negotiated: tuple[Protocol, CipherSuite] | None
@@ -632,6 +775,38 @@ class _Confirmations:
             self._tasks[key] = asyncio.ensure_future(
                 self._confirmer.confirm(self._endpoint, self._name, protocol, suite)
             )
+
+    def start_unless_done_by(
+        self,
+        key: tuple[Protocol, CipherSuite],
+        handshake: asyncio.Future[CloudFrontHandshake | None],
+    ) -> None:
+        """Take s2n-tls's complete handshake as `key`'s confirmation when it made that very
+        pick; confirm it separately when it did not (or could not)."""
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(self._confirm_unless(key, handshake))
+
+    async def _confirm_unless(
+        self,
+        key: tuple[Protocol, CipherSuite],
+        handshake: asyncio.Future[CloudFrontHandshake | None],
+    ) -> Confirmation:
+        protocol, suite = key
+        try:
+            done = await asyncio.shield(handshake)
+        except EngineError:
+            done = None
+        if (
+            done is not None
+            and done.completed
+            and (done.protocol, done.cipher)
+            == (
+                protocol,
+                suite.name,
+            )
+        ):
+            return Confirmation(protocol, suite, True, "s2n-tls")
+        return await self._confirmer.confirm(self._endpoint, self._name, protocol, suite)
 
     def starter(self, protocol: Protocol) -> Callable[[CipherSuite], None]:
         return lambda suite: self.start(protocol, suite)

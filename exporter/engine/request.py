@@ -62,10 +62,29 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from typing import Protocol
 
 from .errors import ConnectError, ProbeTimeout
 from .net import Endpoint
 from .target import OriginRequest
+
+
+class ByteReader(Protocol):
+    """What the request reads from: an asyncio reader, or s2n-tls's connection."""
+
+    async def read(self, n: int = -1, /) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    """What the request writes to: an asyncio writer, or s2n-tls's connection."""
+
+    @property
+    def transport(self) -> asyncio.BaseTransport: ...
+
+    def write(self, data: bytes, /) -> None: ...
+
+    async def drain(self) -> None: ...
+
 
 USER_AGENT = "Amazon CloudFront"
 VIA = "1.1 origin-tls-exporter (CloudFront)"
@@ -186,7 +205,7 @@ class _CapReached(Exception):
 class _Wire:
     """Reads from the origin: OriginReadTimeout per read, `max_bytes` in total, all charged."""
 
-    reader: asyncio.StreamReader
+    reader: ByteReader
     read_timeout: float
     max_bytes: int
     charge: Charge | None
@@ -250,8 +269,8 @@ class _Partial:
 
 
 async def send_request(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: ByteReader,
+    writer: ByteWriter,
     spec: RequestSpec,
     host_header: str,
     read_timeout: float,
@@ -259,19 +278,23 @@ async def send_request(
     keepalive_wait: float = 0.0,
     charge: Charge | None = None,
     until: asyncio.Event | None = None,
+    responded: Callable[[], None] | None = None,
 ) -> HttpExchange:
     """Forward `spec` as CloudFront would and read the answer within its timers.
 
     `read_timeout` is OriginReadTimeout (first byte, then between reads); `max_bytes` caps
     what is read; `keepalive_wait` > 0 then waits that long on the idle connection to see
     whether the origin closes it first. `charge` is told every byte count read (the engine's
-    `Endpoint.charge`, whose BudgetExceeded propagates). The stream is left open.
+    `Endpoint.charge`, whose BudgetExceeded propagates); `responded` is called once the
+    response is in, before the idle wait. The stream is left open.
     """
     failed = await _write_request(writer, spec.render(host_header), read_timeout)
     if failed is not None:
         return failed
     wire = _Wire(reader, read_timeout, max_bytes, charge, sent_at=time.monotonic())
     exchange = await _read_response(wire, spec.method)
+    if responded is not None:
+        responded()
     if keepalive_wait > 0 and exchange.outcome is Outcome.OK and not exchange.connection_close:
         started = time.monotonic()
         idle = await _wait_for_idle_close(wire, keepalive_wait, until)
@@ -285,7 +308,7 @@ async def send_request(
 
 
 async def _write_request(
-    writer: asyncio.StreamWriter, request: bytes, read_timeout: float
+    writer: ByteWriter, request: bytes, read_timeout: float
 ) -> HttpExchange | None:
     try:
         writer.write(request)
@@ -552,30 +575,59 @@ async def forward_request(
     keepalive_wait: float = 0.0,
     until: asyncio.Event | None = None,
 ) -> HttpExchange:
-    """CloudFront's request after its handshake, on a TLS connection of the engine's own
-    (OpenSSL, offering CloudFront's suites) within the origin's connection limit."""
-    spec = RequestSpec(request.method, request.path, request.headers)
-    async with endpoint.slot():
-        try:
-            reader, writer = await endpoint.open()
-            async with asyncio.timeout(endpoint.timeout):
-                await writer.start_tls(context, server_hostname=server_name or None)
-        except ssl.SSLError as exc:
-            return HttpExchange(Outcome.TLS_ERROR, detail=f"TLS handshake: {ssl_error_text(exc)}")
-        except TimeoutError:
-            return HttpExchange(Outcome.TLS_ERROR, detail="TLS handshake timed out")
-        except (ConnectError, ProbeTimeout, OSError) as exc:
-            return HttpExchange(Outcome.CLOSED, detail=str(exc))
-        try:
-            return await send_request(
-                reader,
-                writer,
-                spec,
+    """CloudFront's request on a TLS connection of the engine's own (OpenSSL, offering
+    CloudFront's suites) within the origin's connection limit: when s2n-tls, which carries
+    the request on CloudFront's own handshake, is not there or could not complete it."""
+    try:
+        async with endpoint.lease() as lease:
+            try:
+                async with asyncio.timeout(endpoint.timeout):
+                    await lease.writer.start_tls(context, server_hostname=server_name or None)
+            except ssl.SSLError as exc:
+                return HttpExchange(
+                    Outcome.TLS_ERROR, detail=f"TLS handshake: {ssl_error_text(exc)}"
+                )
+            except TimeoutError:
+                return HttpExchange(Outcome.TLS_ERROR, detail="TLS handshake timed out")
+            except OSError as exc:
+                return HttpExchange(Outcome.CLOSED, detail=str(exc))
+            return await request_over(
+                lease.reader,
+                lease.writer,
+                endpoint,
+                request,
                 host_header,
                 read_timeout,
-                keepalive_wait=keepalive_wait,
-                charge=endpoint.charge,
-                until=until,
+                keepalive_wait,
+                until,
+                lease.release_slot,
             )
-        finally:
-            writer.transport.abort()
+    except (ConnectError, ProbeTimeout) as exc:
+        return HttpExchange(Outcome.CLOSED, detail=str(exc))
+
+
+async def request_over(
+    reader: ByteReader,
+    writer: ByteWriter,
+    endpoint: Endpoint,
+    request: OriginRequest,
+    host_header: str,
+    read_timeout: float,
+    keepalive_wait: float = 0.0,
+    until: asyncio.Event | None = None,
+    responded: Callable[[], None] | None = None,
+) -> HttpExchange:
+    """CloudFront's request on a connection whose handshake is done: s2n-tls's, as CloudFront
+    sends it, or the engine's own."""
+    spec = RequestSpec(request.method, request.path, request.headers)
+    return await send_request(
+        reader,
+        writer,
+        spec,
+        host_header,
+        read_timeout,
+        keepalive_wait=keepalive_wait,
+        charge=endpoint.charge,
+        until=until,
+        responded=responded,
+    )

@@ -30,24 +30,28 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from tlslite.constants import AlertDescription
 
 from .catalogue import CLOUDFRONT_PROTOCOLS, Protocol
 from .errors import BudgetExceeded, ProbeTimeout, ProtocolViolation
 from .errors import ConnectError as _ConnectError
 from .hello import READ_CHUNK, FlightParser, ReadUntil, ServerHelloInfo, check_connection_bytes
 from .names import match_name
-from .net import Endpoint, sni_name
+from .net import Endpoint, Lease, sni_name
 
 __all__ = [
     "GENERATIONS",
     "POLICIES",
     "CloudFrontHandshake",
     "S2nConfigCache",
+    "S2nStream",
     "S2nUnavailable",
     "TlsLibraryInfo",
     "cloudfront_handshake",
@@ -127,7 +131,9 @@ _S2N_CLIENT = 1
 _S2N_SELF_SERVICE_BLINDING = 1
 _S2N_BLOCKED_ON_READ = 1
 _ERROR_TYPES = ("OK", "IO", "CLOSED", "BLOCKED", "ALERT", "PROTO", "INTERNAL", "USAGE")
+_S2N_ERR_T_CLOSED = 2
 _S2N_ERR_T_BLOCKED = 3
+_S2N_ERR_T_ALERT = 4
 _PROTOCOLS = {
     30: Protocol.SSLv3,
     31: Protocol.TLSv1,
@@ -168,6 +174,8 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ("s2n_connection_set_send_cb", _c_int, (_c_ptr, _SendFn)),
     ("s2n_connection_set_verify_host_callback", _c_int, (_c_ptr, _VerifyHostFn, _c_ptr)),
     ("s2n_negotiate", _c_int, (_c_ptr, ctypes.POINTER(_c_int))),
+    ("s2n_send", ctypes.c_ssize_t, (_c_ptr, _c_ptr, ctypes.c_ssize_t, ctypes.POINTER(_c_int))),
+    ("s2n_recv", ctypes.c_ssize_t, (_c_ptr, _c_ptr, ctypes.c_ssize_t, ctypes.POINTER(_c_int))),
     ("s2n_connection_get_actual_protocol_version", _c_int, (_c_ptr,)),
     ("s2n_connection_get_server_protocol_version", _c_int, (_c_ptr,)),
     ("s2n_connection_get_cipher", _c_str, (_c_ptr,)),
@@ -526,6 +534,7 @@ async def cloudfront_handshake(
     *,
     common_name_fallback: bool = True,
     configs: S2nConfigCache | None = None,
+    after: AfterHandshake | None = None,
 ) -> CloudFrontHandshake:
     """Make CloudFront's handshake to `endpoint` with s2n-tls under `policy`.
 
@@ -537,6 +546,9 @@ async def cloudfront_handshake(
     itself offers the CN only when there is no SAN, and the CN can be read here only when the
     certificate travelled in the clear (up to TLSv1.2).
 
+    `after` is awaited with the outcome before the connection closes, and with the connection
+    itself (an `S2nStream`) when the handshake completed: CloudFront forwards its request there.
+
     Returns the outcome; raises `ProbeTimeout`, `BudgetExceeded` (probe-level limits, as the rest
     of the engine does), `ValueError` for a policy s2n does not know, `S2nUnavailable`.
     """
@@ -545,7 +557,7 @@ async def cloudfront_handshake(
     config = cache.acquire(policy, trust_pem, client_certificate)
     try:
         session = _Session(library, policy, server_name, name_check, common_name_fallback)
-        return await session.run(endpoint, config.pointer)
+        return await session.run(endpoint, config.pointer, after)
     finally:
         cache.release(config)
 
@@ -627,25 +639,35 @@ class _Session:
         except Exception:
             return 0
 
-    async def run(self, endpoint: Endpoint, config: int) -> CloudFrontHandshake:
+    async def run(
+        self, endpoint: Endpoint, config: int, after: AfterHandshake | None = None
+    ) -> CloudFrontHandshake:
         started = time.monotonic()
         try:
-            async with endpoint.connect() as (reader, writer):
+            async with endpoint.lease() as lease:
                 conn = self._open(config)
                 try:
                     try:
                         async with asyncio.timeout(endpoint.timeout):
-                            outcome = await self._negotiate(conn, reader, writer, endpoint)
+                            outcome = await self._negotiate(
+                                conn, lease.reader, lease.writer, endpoint
+                            )
                     except TimeoutError:
                         raise ProbeTimeout(
                             f"s2n handshake ({self.policy}) with {endpoint.display} did not "
                             f"finish within {endpoint.timeout:g}s"
                         ) from None
-                    return self._result(conn, outcome, time.monotonic() - started)
+                    result = self._result(conn, outcome, time.monotonic() - started)
+                    if after is not None:
+                        stream = (
+                            S2nStream(self, conn, lease, endpoint) if result.completed else None
+                        )
+                        await after(result, stream)
+                    return result
                 finally:
                     self.library.dll.s2n_connection_free(conn)
         except _ConnectError as exc:
-            return CloudFrontHandshake(
+            result = CloudFrontHandshake(
                 library=_library_label(self.library),
                 policy=self.policy,
                 completed=False,
@@ -653,6 +675,9 @@ class _Session:
                 error_detail=str(exc),
                 duration_seconds=time.monotonic() - started,
             )
+            if after is not None:
+                await after(result, None)
+            return result
 
     def _open(self, config: int) -> int:
         library = self.library
@@ -835,6 +860,106 @@ class _Session:
             return tuple(ders)
         finally:
             dll.s2n_cert_chain_and_key_free(chain)
+
+
+class S2nStream:
+    """Application data over a completed s2n-tls connection, shaped like the asyncio reader and
+    writer the request code uses: `read`, `write`, `drain`, `transport`."""
+
+    def __init__(self, session: _Session, conn: int, lease: Lease, endpoint: Endpoint) -> None:
+        self._session = session
+        self._conn = conn
+        self._lease = lease
+        self._endpoint = endpoint
+        self._dll = session.library.dll
+
+    @property
+    def transport(self) -> asyncio.BaseTransport:
+        return self._lease.writer.transport
+
+    def release_slot(self) -> None:
+        """The response is in; the idle connection no longer counts against the limit."""
+        self._lease.release_slot()
+
+    def write(self, data: bytes) -> None:
+        """Encrypt `data` into s2n's outgoing buffer (never blocks: the buffer is memory)."""
+        blocked = ctypes.c_int(0)
+        view = ctypes.create_string_buffer(data, len(data))
+        offset = 0
+        while offset < len(data):
+            sent = int(
+                self._dll.s2n_send(
+                    self._conn,
+                    ctypes.byref(view, offset),
+                    len(data) - offset,
+                    ctypes.byref(blocked),
+                )
+            )
+            if sent < 0:
+                raise self._failure()
+            offset += sent
+
+    async def drain(self) -> None:
+        await self._session._flush(self._lease.writer)
+        if self._session.eof:
+            raise ConnectionResetError(self._session.closed_detail or "the origin closed")
+
+    async def read(self, size: int = READ_CHUNK, /) -> bytes:
+        """Up to `size` decrypted bytes; b"" once the origin closed (with or without a
+        close_notify, both an ordinary close to CloudFront)."""
+        buffer = ctypes.create_string_buffer(size)
+        blocked = ctypes.c_int(0)
+        session = self._session
+        while True:
+            got = int(self._dll.s2n_recv(self._conn, buffer, size, ctypes.byref(blocked)))
+            await session._flush(self._lease.writer)  # alerts, key updates
+            if got > 0:
+                return buffer.raw[:got]
+            if got == 0:
+                return b""
+            location = self._dll.s2n_errno_location()
+            code = int(location[0])
+            location[0] = 0
+            kind = int(self._dll.s2n_error_get_type(code))
+            if kind == _S2N_ERR_T_BLOCKED and blocked.value == _S2N_BLOCKED_ON_READ:
+                if not await self._pull():
+                    return b""
+                continue
+            if kind == _S2N_ERR_T_CLOSED:
+                return b""
+            raise self._failure(code)
+
+    async def _pull(self) -> bool:
+        """Move the origin's next bytes to s2n; False at the end of the stream."""
+        session = self._session
+        if session.eof:
+            return False
+        try:
+            data = await self._lease.reader.read(READ_CHUNK)
+        except ConnectionError:
+            data = b""
+        if not data:
+            session.eof = True
+            return True  # s2n sees the end through its recv callback and says how it ends
+        self._endpoint.charge(len(data))  # the request caps its own bytes; this is the budget
+        session.incoming += data
+        return True
+
+    def _failure(self, code: int | None = None) -> ssl.SSLError:
+        """s2n's error as the `ssl.SSLError` the request code reports as a TLS failure."""
+        dll = self._dll
+        if code is None:
+            location = dll.s2n_errno_location()
+            code, location[0] = int(location[0]), 0
+        name, detail, _ = self._session.library.describe(code)
+        if int(dll.s2n_error_get_type(code)) == _S2N_ERR_T_ALERT:
+            alert = int(dll.s2n_connection_get_alert(self._conn))
+            if alert >= 0:
+                detail = f"received alert {AlertDescription.toStr(alert)} ({alert})"
+        return ssl.SSLError(1, f"s2n-tls {name}: {detail}")
+
+
+AfterHandshake = Callable[[CloudFrontHandshake, S2nStream | None], Awaitable[None]]
 
 
 def _library_label(library: _Library) -> str:
