@@ -128,65 +128,189 @@ def tools(
 def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[int, float]:
     """(connections, critical-path RTTs) that docs/performance.md predicts for this answer.
 
-    The engine's schedule, simulated: CloudFront's hello first (connect + hello: 2 RTTs), which
-    is also the first hello of TLSv1.2's chain (the policy here is all four protocols); then
-    every protocol's chain of hellos at once (2 RTTs each: a fresh connection per hello; no
-    broad offer after a protocol_version alert), each
-    pick starting its confirmation at once (3 RTTs: connect, hello, Finished), CloudFront's own
-    pick first; at most `max_connections` connections open, granted first come, first served
-    (asyncio.Semaphore), a chain's next hello queued before the confirmation of its last pick.
+    The engine's schedule, simulated (`Schedule`) from what the origin answered: which suites
+    each protocol accepted, how it refused, what s2n-tls negotiated under each generation.
     """
-    confirm_all = True
-    chains: list[tuple[int, int, bool]] = []  # (hellos, picks, confirmed)
+    from exporter.engine.catalogue import CATALOGUE, Protocol
+
+    tls13_suites = len(CATALOGUE.suites_for(Protocol.TLSv1_3))
+    chains: list[Chain] = []
     for p in answer["protocols"]:
         accepted = len(p["accepted"])
-        tls13 = p["protocol"] not in CLOUDFRONT
-        refused_version = "protocol_version" in (p.get("refusal") or "")
-        broad = 1 if accepted == 0 and not tls13 and not refused_version else 0
-        chains.append((accepted + 1 + broad, accepted, confirm_all and not tls13))
-    negotiated = answer.get("negotiated") or {}
-    head = 1 if negotiated.get("completed") is not None and negotiated.get("cipher") else 0
-    confirmations = sum(picks for _, picks, confirmed in chains if confirmed)
-    confirmations = max(confirmations, head)
-    connections = sum(hellos for hellos, _, _ in chains) + confirmations
-    reused = [c for c, p in enumerate(answer["protocols"]) if p["protocol"] == "TLSv1.2"]
-
-    # Discrete-event simulation in RTTs, starting when CloudFront's hello has answered.
-    queue: list[tuple[str, int, int]] = []  # FIFO of ("hello", chain, step) / ("confirm", ...)
-    if head:
-        queue.append(("confirm", -1, 0))
-    for c, (hellos, _, _) in enumerate(chains):
-        if c not in reused:
-            queue.append(("hello", c, 0))
-        elif hellos > 1:  # its first hello was CloudFront's, whose pick is already confirming
-            queue.append(("hello", c, 1))
-    running: list[tuple[float, int, tuple[str, int, int]]] = []
-    now, order = 0.0, 0
-    # CloudFront's pick is TLSv1.2's first when the origin speaks it: already confirming.
-    first_pick_taken = bool(head and reused and chains[reused[0]][1])
-    while queue or running:
-        while queue and len(running) < max_connections:
-            job = queue.pop(0)
-            heapq.heappush(running, (now + (3 if job[0] == "confirm" else 2), order, job))
-            order += 1
-        now, _, (kind, c, step) = heapq.heappop(running)
-        if kind != "hello":
+        if p["protocol"] not in CLOUDFRONT:  # TLSv1.3: its first offer, then the others alone
+            singles = tls13_suites - 1 if accepted else 0
+            chains.append(Chain(p["protocol"], hellos=1, picks=0, singles=singles))
             continue
-        hellos, picks, confirmed = chains[c]
-        if step + 1 < hellos:
-            queue.append(("hello", c, step + 1))
-        if step < picks and confirmed:
-            # CloudFront's pick is the highest protocol's first: its confirmation is running.
-            if head and not first_pick_taken and c == _highest_cloudfront(chains):
-                first_pick_taken = True
+        refused_version = "protocol_version" in (p.get("refusal") or "")
+        broad = 1 if accepted == 0 and not refused_version else 0
+        chains.append(Chain(p["protocol"], hellos=accepted + 1 + broad, picks=accepted))
+    s2n = [
+        (1 if g.get("protocol") == "TLSv1.3" else 2)
+        for g in answer.get("generations") or []
+        if g.get("library") == "s2n-tls"
+    ]
+    schedule = Schedule(max_connections, chains, s2n, request=answer.get("http") is not None)
+    schedule.run(reused="TLSv1.2")
+    return schedule.connections, schedule.end
+
+
+@dataclass
+class Chain:
+    """One protocol's enumeration: `hellos` one after another (TLSv1.3: its first offer, then
+    `singles` at once), `picks` of them picked a suite and are confirmed."""
+
+    protocol: str
+    hellos: int
+    picks: int
+    singles: int = 0
+    step: int = 0
+
+
+class Schedule:
+    """The engine's connection schedule in RTTs, as the WAN proxy models a link: a connection
+    can carry bytes one RTT after it is opened; a hello is answered one RTT later, a TLS 1.2
+    handshake completes two later (TLS 1.3: one), the request one more. `max_connections`
+    slots, granted first come, first served; a connection opened ahead of need (CloudFront's
+    hello's followers, one spare per running chain) holds its slot from the moment it opens,
+    and is taken, oldest first, by the next step that needs one (net.Endpoint)."""
+
+    def __init__(
+        self, max_connections: int, chains: list[Chain], s2n: list[int], request: bool
+    ) -> None:
+        self.free = max_connections
+        self.max_connections = max_connections
+        self.chains = chains
+        self.s2n = s2n
+        self.request = request
+        self.now = 0.0
+        self.end = 0.0
+        self.connections = 0
+        self.events: list[tuple[float, int, Any]] = []
+        self.order = 0
+        self.waiting: list[Any] = []  # callbacks waiting for a slot, in order
+        self.warm: list[list[float | None]] = []  # [ready time or None while queued]
+        self.spares = 0
+        self.expected = 0
+        self.dropped: set[Any] = set()
+
+    # --- slots and warm connections --------------------------------------------------------
+
+    def at(self, time: float, callback: Any) -> None:
+        heapq.heappush(self.events, (time, self.order, callback))
+        self.order += 1
+
+    def slot(self, granted: Any) -> None:
+        if self.free > 0:
+            self.free -= 1
+            self.connections += 1
+            granted(self.now)
+        else:
+            self.waiting.append(granted)
+
+    def release(self, time: float) -> None:
+        def give() -> None:
+            while self.waiting and self.waiting[0] in self.dropped:
+                self.waiting.pop(0)  # a spare shed while still queued: never opened
+            if self.waiting:
+                self.connections += 1
+                self.waiting.pop(0)(self.now)
             else:
-                queue.append(("confirm", c, step))
-    return connections, 2 + now
+                self.free += 1
 
+        self.at(time, give)
 
-def _highest_cloudfront(chains: list[tuple[int, int, bool]]) -> int:
-    spoken = [c for c, (_, picks, confirmed) in enumerate(chains) if confirmed and picks]
-    return spoken[-1] if spoken else -1
+    def top_up(self) -> None:
+        while len(self.warm) < self.spares + self.expected:
+            entry: list[float | None] = [None]
+            self.warm.append(entry)
+
+            def opened(now: float, entry: list[float | None] = entry) -> None:
+                entry[0] = now + 1
+
+            entry.append(opened)  # type: ignore[arg-type]
+            self.slot(opened)
+
+    def claim(self, work: float, done: Any, hold: float | None = None) -> None:
+        """Run `work` RTTs on a connection; `done(end)`; the slot is freed after `hold`."""
+
+        def start(ready: float) -> None:
+            begin = max(self.now, ready)
+            end = begin + work
+            self.release(begin + (hold if hold is not None else work))
+            self.at(end, lambda: done(end))
+
+        if self.warm:
+            entry = self.warm.pop(0)
+            if self.expected > 0:
+                self.expected -= 1
+            self.top_up()
+            if entry[0] is not None:
+                start(entry[0])
+            else:  # still queued for a slot: wait for it to open
+                self.waiting_warm(entry, start)
+            return
+        self.slot(lambda now: start(now + 1))
+
+    def waiting_warm(self, entry: list[float | None], start: Any) -> None:
+        def poll() -> None:
+            if entry[0] is not None:
+                start(entry[0])
+            else:
+                self.at(self.now + 0.01, poll)
+
+        self.at(self.now + 0.01, poll)
+
+    # --- the probe -------------------------------------------------------------------------
+
+    def run(self, reused: str) -> None:
+        followers = len(self.chains) + 1 + len(self.s2n)
+        self.connections = 1  # CloudFront's hello: connect (1) and answer (1)
+        self.free -= 1
+        self.expected = min(followers, self.max_connections - 1)
+        self.top_up()
+        self.release(2.0)
+        self.at(2.0, lambda: self.after_hello(reused))
+        while self.events:
+            self.now, _, callback = heapq.heappop(self.events)
+            callback()
+
+    def after_hello(self, reused: str) -> None:
+        for index, work in enumerate(self.s2n):
+            carrier = index == 0 and self.request
+            self.claim(work + (1 if carrier else 0), self.finished, hold=work if carrier else None)
+        for chain in self.chains:
+            if chain.protocol == reused:
+                chain.hellos -= 1  # its first hello was CloudFront's,
+                chain.picks = max(0, chain.picks - 1)  # whose pick s2n-tls's handshake confirms
+            self.spares += 1
+            self.next_step(chain)
+
+    def next_step(self, chain: Chain) -> None:
+        if chain.step >= chain.hellos:
+            self.spares -= 1
+            while len(self.warm) > self.spares + self.expected:
+                entry = self.warm.pop()
+                if entry[0] is not None:
+                    self.release(self.now)
+                else:
+                    self.dropped.add(entry[1])
+            return
+        step = chain.step
+        chain.step += 1
+
+        def answered(end: float) -> None:
+            self.finished(end)
+            if chain.singles and step == 0:
+                for _ in range(chain.singles):
+                    self.claim(1, self.finished)
+            self.next_step(chain)
+            if step < chain.picks:
+                self.claim(2, self.finished)  # the pick's confirmation
+
+        self.claim(1, answered)
+
+    def finished(self, end: float) -> None:
+        self.end = max(self.end, end)
 
 
 async def _child_probe(args: argparse.Namespace) -> None:

@@ -179,6 +179,19 @@ class TestOrigins:
             ("DES-CBC3-SHA", "RC4-MD5"),
         )
 
+        # TLSv1 only, preferring a suite CloudFront does not offer (RC4-SHA): spoken either
+        # way, with one CloudFront suite behind it, or none.
+        self._legacy(
+            "outside_first",
+            "legacy.test",
+            chain,
+            key_path,
+            "TLSv1",
+            "TLSv1",
+            ("RC4-SHA", "AES128-SHA"),
+        )
+        self._legacy("outside_only", "legacy.test", chain, key_path, "TLSv1", "TLSv1", ("RC4-SHA",))
+
         broken_leaf = pki.leaf("broken.test")
         chain, _ = self._chain("broken", [broken_leaf, inter], broken_leaf.key)
         broken = HandshakeFailsAfterHelloServer(chain)

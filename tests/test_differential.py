@@ -61,6 +61,8 @@ SCENARIOS = (
     "sslv3_only",
     "legacy_tls",
     "handshake_failed",
+    "outside_first",
+    "outside_only",
     "undocumented_only",
 )
 #: fleet origins with no TLS to compare: sslyze and the engine only agree they are unreachable

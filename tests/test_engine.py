@@ -101,12 +101,13 @@ def test_accepted_plus_one_hellos_per_protocol(engine: Engine, origins: TestOrig
         engine, origins["modern"].target(), confirm=ConfirmMode.NEGOTIATED, tls13=False
     )
     # (3 accepted + 1) for TLSv1.2, the first of them CloudFront's own hello (the same offer)
-    # + 1 each for TLSv1 and TLSv1.1 (refused with a protocol_version alert: no broad offer
-    # needed) + (1 + broad) for SSLv3 (OpenSSL 3, built without it, answers handshake_failure)
-    # + 1 confirmation of the negotiated suite + 3 s2n-tls handshakes (one per generation)
-    # + 1 for the HTTP request CloudFront forwards; + at most one pre-connected spare per
-    # enumeration chain (4), which may or may not open before its chain ends.
-    used = 4 + 2 * 1 + 2 + 1 + 3 + 1
+    # + 1 each for TLSv1 and TLSv1.1 (refused with a protocol_version alert) + 1 for SSLv3
+    # (OpenSSL 3, built without it, answers handshake_failure to a first offer that carried
+    # every suite: not spoken, no broad offer after it) + 3 s2n-tls handshakes (one per
+    # generation; the one under CloudFront-Upstream confirms the negotiated suite and carries
+    # the HTTP request); + at most one spare per enumeration chain (4), which may or may not
+    # open before its chain ends.
+    used = 4 + 2 * 1 + 1 + 3
     assert used <= result.connections <= used + 4
     reused = [
         line for line in result.log if "TLSv1.2: offered 19 suites (CloudFront's hello)" in line
@@ -381,3 +382,36 @@ def test_an_idle_keepalive_connection_does_not_hold_a_connection_slot(
     watched = result.http.idle_watched_seconds
     assert watched is not None
     assert watched < 30, result.log
+
+
+def test_a_protocol_spoken_with_a_suite_cloudfront_does_not_offer(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    """The first TLSv1 offer carries every suite after CloudFront's; the origin prefers one
+    CloudFront does not offer (RC4-SHA), so CloudFront's are offered again alone: it speaks
+    TLSv1, and AES128-SHA is the CloudFront suite it accepts."""
+    result = run_probe(engine, origins["outside_first"].target())
+    assert result.compatible, (result.reasons, result.log)
+    tls1 = result.protocol(Protocol.TLSv1)
+    assert tls1 is not None
+    assert tls1.spoken
+    assert accepted(result, Protocol.TLSv1) == {"AES128-SHA"}
+    assert tls1.outside_suite is None
+    assert [line for line in result.log if "0x0005, outside the catalogue" in line], result.log
+
+
+def test_a_protocol_spoken_with_no_suite_cloudfront_offers(
+    engine: Engine, origins: TestOrigins
+) -> None:
+    result = run_probe(engine, origins["outside_only"].target())
+    assert not result.compatible
+    tls1 = result.protocol(Protocol.TLSv1)
+    assert tls1 is not None
+    assert tls1.spoken  # told from "not spoken" without a broad offer of its own
+    assert not tls1.accepted
+    assert tls1.outside_suite == "TLS_RSA_WITH_RC4_128_SHA"
+    assert not [line for line in result.log if "TLSv1: broad offer" in line], result.log
+    for protocol in (Protocol.SSLv3, Protocol.TLSv1_1, Protocol.TLSv1_2):
+        found = result.protocol(protocol)
+        assert found is not None
+        assert not found.spoken

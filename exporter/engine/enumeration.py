@@ -1,8 +1,11 @@
 """Which of CloudFront's suites an origin accepts under one protocol, in accepted+1 hellos.
 
 Offer every remaining catalogue suite; the server picks its favourite; remove it and offer again
-until the server declines. Only when it declines the very first offer is one more hello made with
-a broad offer, to tell "speaks the protocol, none of CloudFront's suites" from "does not speak it".
+until the server declines. To tell "speaks the protocol, none of CloudFront's suites" from "does
+not speak it", a protocol's first offer also carries every other suite after CloudFront's: a
+refusal of it means "not spoken" at once; a pick outside the catalogue means "spoken" and the
+next offer has CloudFront's suites alone. Only when the first offer was CloudFront's own hello,
+with its suites alone, and the server declined it, is one more hello made with a broad offer.
 """
 
 from __future__ import annotations
@@ -79,9 +82,14 @@ async def _enumerate(
 ) -> EnumerationRecord:
     remaining = list(catalogue.suites_for(protocol))
     first_refusal: Refusal | None = None
+    # The first offer of a protocol CloudFront speaks carries every other suite after
+    # CloudFront's: refused, the protocol is not spoken, with no broad offer after it.
+    with_broad = first_answer is None and protocol.cloudfront
     while remaining:
         offer = tuple(s.code for s in remaining)
-        source = ""
+        if with_broad:
+            offer += tuple(c for c in catalogue.broad_codes if c not in catalogue.by_code)
+        source = " (and every other suite)" if with_broad else ""
         reused = first_answer is not None
         if first_answer is not None:
             answer, first_answer = first_answer, None
@@ -92,25 +100,39 @@ async def _enumerate(
             )
         exchanges.append(
             HelloExchange(
-                str(protocol), offer, HelloAnswerRecord.of(answer), cloudfront_hello=reused
+                str(protocol),
+                offer,
+                HelloAnswerRecord.of(answer),
+                cloudfront_hello=reused,
+                with_broad=with_broad,
             )
         )
         if isinstance(answer, Refusal):
             if len(exchanges) == 1:
                 first_refusal = answer
-            log(f"{protocol}: offered {len(offer)} suites{source}: {answer.describe()}")
+            log(f"{protocol}: offered {len(remaining)} suites{source}: {answer.describe()}")
             break
         if answer.protocol is not protocol:
             # The server answered with another version: it does not speak this one.
             refusal = f"answered with {_version_name(answer)}"
-            log(f"{protocol}: offered {len(offer)} suites{source}: server {refusal}")
+            log(f"{protocol}: offered {len(remaining)} suites{source}: server {refusal}")
             break
         chosen = catalogue.by_code.get(answer.suite)
+        if with_broad and chosen is None and answer.suite in offer:
+            # It speaks the protocol and prefers a suite CloudFront does not offer: ask
+            # again with CloudFront's alone.
+            log(
+                f"{protocol}: offered {len(remaining)} suites{source}: server picked "
+                f"0x{answer.suite:04X}, outside the catalogue"
+            )
+            with_broad = False
+            continue
+        with_broad = False
         if chosen is None or chosen not in remaining:
             raise ProtocolViolation(
                 f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
             )
-        log(f"{protocol}: offered {len(offer)} suites{source}: server picked {chosen.name}")
+        log(f"{protocol}: offered {len(remaining)} suites{source}: server picked {chosen.name}")
         remaining.remove(chosen)
         if on_pick is not None:
             on_pick(chosen)
@@ -131,6 +153,9 @@ async def _enumerate(
         # and most servers, answer an unsupported version this way and a cipher mismatch with
         # handshake_failure): a broad offer would only hear it again.
         log(f"{protocol}: protocol_version alert: protocol not spoken")
+        return EnumerationRecord(str(protocol), tuple(exchanges))
+    if exchanges[0].with_broad:
+        log(f"{protocol}: every suite refused: protocol not spoken")
         return EnumerationRecord(str(protocol), tuple(exchanges))
     broad = HelloSpec(
         protocol, catalogue.broad_codes, server_name, BROAD_GROUPS, BROAD_SIGNATURE_SCHEMES

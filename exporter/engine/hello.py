@@ -9,6 +9,7 @@ written here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -77,19 +78,27 @@ class HelloSpec:
     read_until: ReadUntil = ReadUntil.SERVER_HELLO
 
     def encode(self) -> bytes:
-        """The ClientHello as one TLS record."""
+        """The ClientHello as one TLS record, with fresh random bytes."""
+        template, fresh = _template(self)
+        hello = bytearray(template)
+        for start in fresh:
+            hello[start : start + 32] = os.urandom(32)
+        return bytes(hello)
+
+    def build(self, random: bytes, session_id: bytes, key_share: bytes) -> bytes:
+        """The ClientHello as one TLS record, with these 32-byte values (the last two are
+        sent only under TLS 1.3)."""
         hello = ClientHello()
         tls13 = self.protocol is Protocol.TLSv1_3
         client_version = (3, 3) if tls13 else self.protocol.wire
         suites = list(self.suites)
         if not tls13:
             suites.append(EMPTY_RENEGOTIATION_INFO_SCSV)
-        extensions = None if self.protocol is Protocol.SSLv3 else self._extensions()
-        session_id = bytearray(os.urandom(32)) if tls13 else bytearray()
+        extensions = None if self.protocol is Protocol.SSLv3 else self._extensions(key_share)
         hello.create(
             client_version,
-            bytearray(os.urandom(32)),
-            session_id,
+            bytearray(random),
+            bytearray(session_id) if tls13 else bytearray(),
             suites,
             extensions=extensions,
         )
@@ -97,7 +106,7 @@ class HelloSpec:
         record_version = (3, 0) if self.protocol is Protocol.SSLv3 else (3, 1)
         return _record(ContentType.handshake, record_version, body)
 
-    def _extensions(self) -> list[object]:
+    def _extensions(self, key_share: bytes) -> list[object]:
         extensions: list[object] = []
         name = sni_name(self.server_name)
         if name is not None:
@@ -109,14 +118,25 @@ class HelloSpec:
             extensions.append(SignatureAlgorithmsExtension().create(list(self.signature_schemes)))
         if self.protocol is Protocol.TLSv1_3:
             extensions.append(SupportedVersionsExtension().create([(3, 4)]))
-            public = (
-                X25519PrivateKey.generate()
-                .public_key()
-                .public_bytes(Encoding.Raw, PublicFormat.Raw)
-            )
-            share = KeyShareEntry().create(GroupName.x25519, bytearray(public))
+            share = KeyShareEntry().create(GroupName.x25519, bytearray(key_share))
             extensions.append(ClientKeyShareExtension().create([share]))
         return extensions
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(spec: HelloSpec) -> tuple[bytes, tuple[int, ...]]:
+    """`spec`'s ClientHello once, and where its per-connection random values sit.
+
+    Building a hello through tlslite-ng's message classes is most of its cost and the bytes
+    differ only in the client random (and, under TLS 1.3, the session id and the X25519 key
+    share, which are never used: no raw hello is taken past the ServerHello). A memo of a pure
+    function of the frozen spec: the probe's hellos are a few dozen distinct specs."""
+    markers = [os.urandom(32) for _ in range(3)]
+    public = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    markers[2] = public
+    template = spec.build(*markers)
+    fresh = tuple(template.find(m) for m in markers if template.find(m) >= 0)
+    return template, fresh
 
 
 def _record(content_type: int, version: tuple[int, int], body: bytes) -> bytes:

@@ -540,8 +540,19 @@ def _protocol(
             else SuiteResult(suite, done.completed, done.library, done.error)
         )
     last = offers[-1] if offers and not _picked_in(offers[-1], protocol) else None
-    broad = next((e for e in record.exchanges if e.broad), None)
-    outside = broad.answer.suite if broad is not None and _picked_in(broad, protocol) else None
+    # A suite outside the catalogue picked from a broad offer, or from a first offer that
+    # carried every suite after CloudFront's: the protocol is spoken, CloudFront's suites not.
+    wide = (e for e in record.exchanges if e.broad or e.with_broad)
+    outside = next(
+        (
+            e.answer.suite
+            for e in wide
+            if _picked_in(e, protocol) and (e.broad or e.answer.suite not in catalogue.by_code)
+        ),
+        None,
+    )
+    if picks:
+        outside = None
     return ProtocolResult(
         protocol=protocol,
         in_policy=in_policy,

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import functools
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ def is_ip_literal(host: str) -> bool:
 MAX_NAME_LENGTH = 253
 
 
+@functools.lru_cache(maxsize=4096)
 def sni_name(name: str | None) -> str | None:
     """The server name CloudFront sends for `name`: None for an IP literal (RFC 6066), an
     internationalised name as A-labels. Raises ResolveError for a name no DNS could hold."""

@@ -74,6 +74,9 @@ class HelloExchange:
     answer: HelloAnswerRecord
     broad: bool = False  # a broad offer (any suite), not CloudFront's
     cloudfront_hello: bool = False  # this exchange is CloudFront's own hello, reused
+    # CloudFront's suites first, then every other suite: a protocol's first offer, whose
+    # refusal says "not spoken" at once (no broad offer after it)
+    with_broad: bool = False
 
 
 @dataclass(frozen=True)
