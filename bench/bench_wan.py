@@ -132,8 +132,10 @@ def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[in
     each protocol accepted, how it refused, what s2n-tls negotiated under each generation.
     """
     from exporter.engine.catalogue import CATALOGUE, Protocol
+    from exporter.engine.enumeration import SPLIT_AFTER_PICKS, SPLIT_REMAINING
 
     tls13_suites = len(CATALOGUE.suites_for(Protocol.TLSv1_3))
+    kinds = {s.name: s.key_exchange for s in CATALOGUE.suites}
     chains: list[Chain] = []
     for p in answer["protocols"]:
         accepted = len(p["accepted"])
@@ -141,9 +143,23 @@ def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[in
             singles = tls13_suites - 1 if accepted else 0
             chains.append(Chain(p["protocol"], hellos=1, picks=0, singles=singles))
             continue
+        # A broad offer only after CloudFront's own hello (TLSv1.2's first offer here, with
+        # CloudFront's suites alone) got no pick; every other first offer carries all suites.
         refused_version = "protocol_version" in (p.get("refusal") or "")
-        broad = 1 if accepted == 0 and not refused_version else 0
-        chains.append(Chain(p["protocol"], hellos=accepted + 1 + broad, picks=accepted))
+        broad = 1 if accepted == 0 and p["protocol"] == "TLSv1.2" and not refused_version else 0
+        chain = Chain(p["protocol"], hellos=accepted + 1 + broad, picks=accepted)
+        offered = len(CATALOGUE.suites_for(Protocol(p["protocol"])))
+        if accepted >= SPLIT_AFTER_PICKS and offered - SPLIT_AFTER_PICKS >= SPLIT_REMAINING:
+            # split by key exchange after its third pick (enumeration.py): the other
+            # family's picks go down a second chain (accepted lists them after this one's)
+            family = kinds[p["accepted"][SPLIT_AFTER_PICKS - 1]]
+            later = p["accepted"][SPLIT_AFTER_PICKS:]
+            other = sum(1 for name in later if kinds[name] != family)
+            chain.side = Chain(p["protocol"], hellos=other + 1, picks=other)
+            chain.hellos -= other
+            chain.picks -= other
+            chain.split_after = SPLIT_AFTER_PICKS
+        chains.append(chain)
     s2n = [
         (1 if g.get("protocol") == "TLSv1.3" else 2)
         for g in answer.get("generations") or []
@@ -164,6 +180,9 @@ class Chain:
     picks: int
     singles: int = 0
     step: int = 0
+    side: Chain | None = None  # the other key exchange's chain, started after `split_after`
+    split_after: int = 0  # picks (CloudFront's own included)
+    picked: int = 0
 
 
 class Schedule:
@@ -282,6 +301,7 @@ class Schedule:
             if chain.protocol == reused:
                 chain.hellos -= 1  # its first hello was CloudFront's,
                 chain.picks = max(0, chain.picks - 1)  # whose pick s2n-tls's handshake confirms
+                chain.picked = 1
             self.spares += 1
             self.next_step(chain)
 
@@ -306,6 +326,10 @@ class Schedule:
             self.next_step(chain)
             if step < chain.picks:
                 self.claim(2, self.finished)  # the pick's confirmation
+                chain.picked += 1
+                if chain.side is not None and chain.picked == chain.split_after:
+                    self.spares += 1
+                    self.next_step(chain.side)
 
         self.claim(1, answered)
 

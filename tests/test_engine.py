@@ -415,3 +415,18 @@ def test_a_protocol_spoken_with_no_suite_cloudfront_offers(
         found = result.protocol(protocol)
         assert found is not None
         assert not found.spoken
+
+
+def test_a_long_chain_is_split_by_key_exchange(engine: Engine, origins: TestOrigins) -> None:
+    """OpenSSL's DEFAULT suites: 11 of CloudFront's under TLSv1.2, one round trip each in one
+    chain. After the third pick the RSA key-exchange suites go down a second chain beside the
+    ECDHE one; together they find exactly what one chain found (see the exact matrix above)."""
+    result = run_probe(engine, origins["good"].target())
+    split = [line for line in result.log if "TLSv1.2: the 7 other suites in a second" in line]
+    assert len(split) == 1, result.log
+    tls12 = result.protocol(Protocol.TLSv1_2)
+    assert tls12 is not None
+    names = [s.suite.name for s in tls12.picked]
+    assert len(names) == len(set(names)) == 11
+    ecdhe = [n for n in names if n.startswith("ECDHE")]
+    assert names == ecdhe + [n for n in names if not n.startswith("ECDHE")]

@@ -37,3 +37,15 @@ def test_each_hello_has_fresh_randoms_and_the_same_offer(protocol: Protocol) -> 
 def _share(hello: ClientHello) -> bytes:
     extension = hello.getExtension(51)
     return bytes(extension.client_shares[0].key_exchange) if extension else b"\0" * 32
+
+
+@pytest.mark.parametrize("name", ["origin.test", None, "127.0.0.1", "bücher.test", "a" * 63])
+@pytest.mark.parametrize("protocol", [Protocol.TLSv1, Protocol.TLSv1_2, Protocol.TLSv1_3])
+def test_the_server_name_is_added_as_building_it_afresh_would(
+    protocol: Protocol, name: str | None
+) -> None:
+    spec = first_offer(CATALOGUE, protocol, name)
+    encoded = spec.encode()
+    hello = parsed(encoded)
+    again = spec.build(bytes(hello.random), bytes(hello.session_id), _share(hello))
+    assert encoded == again

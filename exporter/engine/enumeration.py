@@ -61,17 +61,40 @@ async def enumerate_protocol(
     that same ClientHello): the chain starts from it instead of asking again. Each exchange is
     appended to `exchanges` as it happens, so a caller still has them if a later one fails."""
     exchanges = [] if exchanges is None else exchanges
-    endpoint.add_spares(1)  # each next hello's connection opens during this one
+    spare = _Spare(endpoint, protocol)  # each next hello's connection opens during this one
     try:
         return await _enumerate(
-            endpoint, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
+            endpoint, spare, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
         )
     finally:
-        endpoint.add_spares(-1)
+        spare.drop()
+
+
+class _Spare:
+    """A chain's claim on one connection opened ahead of its next hello. Dropped the moment
+    an answer ends the chain, before that answer's connection frees its slot: a spare still
+    waiting for a slot is then never opened, where dropping it after would open and close it."""
+
+    def __init__(self, endpoint: Endpoint, protocol: Protocol) -> None:
+        self._endpoint = endpoint
+        self._protocol = protocol
+        self._held = True
+        endpoint.add_spares(1)
+
+    def drop(self) -> None:
+        if self._held:
+            self._held = False
+            self._endpoint.add_spares(-1)
+
+    def watch(self, answer: HelloAnswer) -> None:
+        """Called with each answer while its connection still holds its slot."""
+        if isinstance(answer, Refusal) or answer.protocol is not self._protocol:
+            self.drop()
 
 
 async def _enumerate(
     endpoint: Endpoint,
+    spare: _Spare,
     catalogue: Catalogue,
     protocol: Protocol,
     server_name: str | None,
@@ -85,64 +108,84 @@ async def _enumerate(
     # The first offer of a protocol CloudFront speaks carries every other suite after
     # CloudFront's: refused, the protocol is not spoken, with no broad offer after it.
     with_broad = first_answer is None and protocol.cloudfront
-    while remaining:
-        offer = tuple(s.code for s in remaining)
-        if with_broad:
-            offer += tuple(c for c in catalogue.broad_codes if c not in catalogue.by_code)
-        source = " (and every other suite)" if with_broad else ""
-        reused = first_answer is not None
-        if first_answer is not None:
-            answer, first_answer = first_answer, None
-            source = " (CloudFront's hello)"
-        else:
-            answer = await exchange_hello(
-                endpoint, cloudfront_spec(catalogue, protocol, server_name, offer)
+    side: asyncio.Future[list[HelloExchange]] | None = None
+    try:
+        while remaining:
+            offer = tuple(s.code for s in remaining)
+            if with_broad:
+                offer += tuple(c for c in catalogue.broad_codes if c not in catalogue.by_code)
+            source = " (and every other suite)" if with_broad else ""
+            reused = first_answer is not None
+            if first_answer is not None:
+                answer, first_answer = first_answer, None
+                source = " (CloudFront's hello)"
+            else:
+                answer = await exchange_hello(
+                    endpoint,
+                    cloudfront_spec(catalogue, protocol, server_name, offer),
+                    server_hello=spare.watch,
+                )
+            exchanges.append(
+                HelloExchange(
+                    str(protocol),
+                    offer,
+                    HelloAnswerRecord.of(answer),
+                    cloudfront_hello=reused,
+                    with_broad=with_broad,
+                )
             )
-        exchanges.append(
-            HelloExchange(
-                str(protocol),
-                offer,
-                HelloAnswerRecord.of(answer),
-                cloudfront_hello=reused,
-                with_broad=with_broad,
-            )
-        )
-        if isinstance(answer, Refusal):
-            if len(exchanges) == 1:
-                first_refusal = answer
-            log(f"{protocol}: offered {len(remaining)} suites{source}: {answer.describe()}")
-            break
-        if answer.protocol is not protocol:
-            # The server answered with another version: it does not speak this one.
-            refusal = f"answered with {_version_name(answer)}"
-            log(f"{protocol}: offered {len(remaining)} suites{source}: server {refusal}")
-            break
-        chosen = catalogue.by_code.get(answer.suite)
-        if with_broad and chosen is None and answer.suite in offer:
-            # It speaks the protocol and prefers a suite CloudFront does not offer: ask
-            # again with CloudFront's alone.
-            log(
-                f"{protocol}: offered {len(remaining)} suites{source}: server picked "
-                f"0x{answer.suite:04X}, outside the catalogue"
-            )
+            if isinstance(answer, Refusal):
+                if len(exchanges) == 1:
+                    first_refusal = answer
+                log(f"{protocol}: offered {len(remaining)} suites{source}: {answer.describe()}")
+                break
+            if answer.protocol is not protocol:
+                # The server answered with another version: it does not speak this one.
+                refusal = f"answered with {_version_name(answer)}"
+                log(f"{protocol}: offered {len(remaining)} suites{source}: server {refusal}")
+                break
+            chosen = catalogue.by_code.get(answer.suite)
+            if with_broad and chosen is None and answer.suite in offer:
+                # It speaks the protocol and prefers a suite CloudFront does not offer: ask
+                # again with CloudFront's alone.
+                log(
+                    f"{protocol}: offered {len(remaining)} suites{source}: server picked "
+                    f"0x{answer.suite:04X}, outside the catalogue"
+                )
+                with_broad = False
+                continue
             with_broad = False
-            continue
-        with_broad = False
-        if chosen is None or chosen not in remaining:
-            raise ProtocolViolation(
-                f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
-            )
-        log(f"{protocol}: offered {len(remaining)} suites{source}: server picked {chosen.name}")
-        remaining.remove(chosen)
-        if on_pick is not None:
-            on_pick(chosen)
-        if protocol is Protocol.TLSv1_3 and remaining:
-            # Information only, and the server's preference among these says nothing to
-            # CloudFront: once it speaks TLS 1.3, ask about each other suite at once.
-            exchanges.extend(
-                await _one_by_one(endpoint, catalogue, protocol, server_name, remaining, log)
-            )
-            break
+            if chosen is None or chosen not in remaining:
+                raise ProtocolViolation(
+                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
+                )
+            log(f"{protocol}: offered {len(remaining)} suites{source}: server picked {chosen.name}")
+            remaining.remove(chosen)
+            if on_pick is not None:
+                on_pick(chosen)
+            if side is None and _worth_splitting(catalogue, protocol, exchanges, remaining):
+                # A long chain: the suites of the other key exchange go down a second one beside
+                # it, each in the server's order (their order relative to this chain's is lost).
+                others = [s for s in remaining if s.key_exchange != chosen.key_exchange]
+                remaining = [s for s in remaining if s.key_exchange == chosen.key_exchange]
+                log(f"{protocol}: the {len(others)} other suites in a second chain beside this one")
+                side = asyncio.ensure_future(
+                    _side_chain(endpoint, catalogue, protocol, server_name, others, log, on_pick)
+                )
+            if protocol is Protocol.TLSv1_3 and remaining:
+                # Information only, and the server's preference among these says nothing to
+                # CloudFront: once it speaks TLS 1.3, ask about each other suite at once.
+                exchanges.extend(
+                    await _one_by_one(endpoint, catalogue, protocol, server_name, remaining, log)
+                )
+                break
+    except BaseException:
+        if side is not None:
+            side.cancel()
+            await asyncio.gather(side, return_exceptions=True)
+        raise
+    if side is not None:
+        exchanges.extend(await side)
     picked_any = len(exchanges) > 1 or (
         exchanges[0].answer.is_server_hello and exchanges[0].answer.protocol == str(protocol)
     )
@@ -170,6 +213,72 @@ async def _enumerate(
         described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
         log(f"{protocol}: broad offer: {described}: protocol not spoken")
     return EnumerationRecord(str(protocol), tuple(exchanges))
+
+
+SPLIT_AFTER_PICKS = 3
+"""A chain with this many picks, and at least `SPLIT_REMAINING` suites left to ask about, is
+split by key exchange: a long chain is one round trip per accepted suite (11 under TLSv1.2
+for an OpenSSL DEFAULT origin), two chains beside each other about half of that."""
+SPLIT_REMAINING = 8
+
+
+def _worth_splitting(
+    catalogue: Catalogue,
+    protocol: Protocol,
+    exchanges: list[HelloExchange],
+    remaining: list[CipherSuite],
+) -> bool:
+    picks = sum(
+        1
+        for e in exchanges
+        if e.answer.is_server_hello and e.answer.suite in catalogue.by_code and not e.broad
+    )
+    families = {s.key_exchange for s in remaining}
+    return (
+        protocol.cloudfront
+        and picks >= SPLIT_AFTER_PICKS
+        and len(remaining) >= SPLIT_REMAINING
+        and len(families) > 1
+    )
+
+
+async def _side_chain(
+    endpoint: Endpoint,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    server_name: str | None,
+    suites: list[CipherSuite],
+    log: Log,
+    on_pick: Callable[[CipherSuite], None] | None,
+) -> list[HelloExchange]:
+    """Offer `suites` (CloudFront's alone: the protocol is known to be spoken) until refused."""
+    exchanges: list[HelloExchange] = []
+    remaining = list(suites)
+    spare = _Spare(endpoint, protocol)
+    try:
+        while remaining:
+            offer = tuple(s.code for s in remaining)
+            spec = cloudfront_spec(catalogue, protocol, server_name, offer)
+            answer = await exchange_hello(endpoint, spec, server_hello=spare.watch)
+            exchanges.append(HelloExchange(str(protocol), offer, HelloAnswerRecord.of(answer)))
+            if isinstance(answer, Refusal) or answer.protocol is not protocol:
+                described = (
+                    answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+                )
+                log(f"{protocol}: offered {len(offer)} suites (second chain): {described}")
+                break
+            chosen = catalogue.by_code.get(answer.suite)
+            if chosen is None or chosen not in remaining:
+                raise ProtocolViolation(
+                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
+                )
+            log(f"{protocol}: offered {len(offer)} suites (second chain): picked {chosen.name}")
+            remaining.remove(chosen)
+            if on_pick is not None:
+                on_pick(chosen)
+    finally:
+        spare.drop()
+    return exchanges
 
 
 async def _one_by_one(

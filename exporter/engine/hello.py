@@ -79,10 +79,13 @@ class HelloSpec:
 
     def encode(self) -> bytes:
         """The ClientHello as one TLS record, with fresh random bytes."""
-        template, fresh = _template(self)
+        template, fresh = _template(replace(self, server_name=None))
         hello = bytearray(template)
         for start in fresh:
             hello[start : start + 32] = os.urandom(32)
+        name = None if self.protocol is Protocol.SSLv3 else sni_name(self.server_name)
+        if name is not None:
+            _insert_server_name(hello, name.encode("ascii"))
         return bytes(hello)
 
     def build(self, random: bytes, session_id: bytes, key_share: bytes) -> bytes:
@@ -129,14 +132,35 @@ def _template(spec: HelloSpec) -> tuple[bytes, tuple[int, ...]]:
 
     Building a hello through tlslite-ng's message classes is most of its cost and the bytes
     differ only in the client random (and, under TLS 1.3, the session id and the X25519 key
-    share, which are never used: no raw hello is taken past the ServerHello). A memo of a pure
-    function of the frozen spec: the probe's hellos are a few dozen distinct specs."""
+    share, which are never used: no raw hello is taken past the ServerHello) and the server
+    name, added by `encode`. A memo of a pure function of the frozen spec (without its server
+    name): every origin's hellos are the same few dozen offers."""
     markers = [os.urandom(32) for _ in range(3)]
     public = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     markers[2] = public
     template = spec.build(*markers)
     fresh = tuple(template.find(m) for m in markers if template.find(m) >= 0)
     return template, fresh
+
+
+def _insert_server_name(record: bytearray, name: bytes) -> None:
+    """Add the server_name extension (RFC 6066) first, as `HelloSpec.build` places it, to a
+    ClientHello record built without it, and fix the three lengths around it."""
+    entry = b"\x00" + len(name).to_bytes(2, "big") + name  # host_name
+    listing = len(entry).to_bytes(2, "big") + entry
+    extension = b"\x00\x00" + len(listing).to_bytes(2, "big") + listing
+    offset = 5 + 4 + 2 + 32  # record and handshake headers, client_version, random
+    offset += 1 + record[offset]  # session_id
+    offset += 2 + int.from_bytes(record[offset : offset + 2], "big")  # cipher_suites
+    offset += 1 + record[offset]  # compression_methods
+    if offset == len(record):  # no extensions block yet
+        record[offset:offset] = len(extension).to_bytes(2, "big") + extension
+    else:
+        block = int.from_bytes(record[offset : offset + 2], "big") + len(extension)
+        record[offset : offset + 2] = block.to_bytes(2, "big")
+        record[offset + 2 : offset + 2] = extension
+    record[6:9] = (len(record) - 9).to_bytes(3, "big")
+    record[3:5] = (len(record) - 5).to_bytes(2, "big")
 
 
 def _record(content_type: int, version: tuple[int, int], body: bytes) -> bytes:

@@ -39,7 +39,9 @@ class ProtocolResult:
     protocol: Protocol
     in_policy: bool  # enabled in the origin protocol policy (never for TLSv1.3)
     spoken: bool | None  # None: could not tell
-    picked: tuple[SuiteResult, ...] = ()  # catalogue suites, in the server's preference order
+    # catalogue suites in the server's preference order (within each key exchange when a long
+    # chain was split: enumeration.SPLIT_AFTER_PICKS)
+    picked: tuple[SuiteResult, ...] = ()
     refusal: str | None = None  # how the server answered the last offer it declined
     error: str | None = None
     outside_suite: str | None = None  # IANA name of a non-CloudFront suite it picked instead
