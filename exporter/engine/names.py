@@ -15,6 +15,7 @@ address) is ignored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -96,8 +97,10 @@ def match_name(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> _Address | None:
-    """The address an IP literal denotes (`[::1]` included), None for anything else."""
+    """The address an IP literal denotes (`[::1]` included), None for anything else.
+    Memoised: s2n-tls's name check asks for every name of every handshake."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]

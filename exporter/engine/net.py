@@ -24,6 +24,7 @@ MAX_BYTES_PER_PROBE = 8 * 1024 * 1024
 """Bytes one probe reads from an origin over all its connections (see docs/limits.md)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
