@@ -281,6 +281,11 @@ async def _side_chain(
     return exchanges
 
 
+RARELY_ENABLED = frozenset({"TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"})
+"""TLS 1.3 suites no common server library enables by default (OpenSSL, BoringSSL, s2n-tls,
+Go): asked about in one hello together, and apart only if the server picks one of them."""
+
+
 async def _one_by_one(
     endpoint: Endpoint,
     catalogue: Catalogue,
@@ -289,21 +294,46 @@ async def _one_by_one(
     suites: list[CipherSuite],
     log: Log,
 ) -> list[HelloExchange]:
-    """A single-suite offer for each of `suites`, all at once (within the connection limit)."""
-    specs = [cloudfront_spec(catalogue, protocol, server_name, (s.code,)) for s in suites]
-    answers = await asyncio.gather(*(exchange_hello(endpoint, spec) for spec in specs))
-    exchanges = []
-    for suite, spec, answer in zip(suites, specs, answers, strict=True):
-        if isinstance(answer, ServerHelloInfo) and answer.protocol is protocol:
-            if answer.suite != suite.code:
-                raise ProtocolViolation(
-                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
-                )
-            log(f"{protocol}: offered {suite.name} alone: server picked it")
-        else:
-            described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
-            log(f"{protocol}: offered {suite.name} alone: {described}")
-        exchanges.append(HelloExchange(str(protocol), spec.suites, HelloAnswerRecord.of(answer)))
+    """A single-suite offer for each of `suites`, all at once (within the connection limit);
+    the rarely enabled ones together in one offer."""
+    rare = [s for s in suites if s.name in RARELY_ENABLED]
+    groups = [[s] for s in suites if s not in rare]
+    groups += [rare] if len(rare) > 1 else [[s] for s in rare]
+    found = await asyncio.gather(
+        *(_offer_group(endpoint, catalogue, protocol, server_name, g, log) for g in groups)
+    )
+    return [exchange for exchanges in found for exchange in exchanges]
+
+
+async def _offer_group(
+    endpoint: Endpoint,
+    catalogue: Catalogue,
+    protocol: Protocol,
+    server_name: str | None,
+    group: list[CipherSuite],
+    log: Log,
+) -> list[HelloExchange]:
+    """Offer `group`; when the server picks one of several, offer the others the same way."""
+    spec = cloudfront_spec(catalogue, protocol, server_name, tuple(s.code for s in group))
+    answer = await exchange_hello(endpoint, spec)
+    exchanges = [HelloExchange(str(protocol), spec.suites, HelloAnswerRecord.of(answer))]
+    offered = " and ".join(s.name for s in group) + (" together" if len(group) > 1 else " alone")
+    if not (isinstance(answer, ServerHelloInfo) and answer.protocol is protocol):
+        described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+        log(f"{protocol}: offered {offered}: {described}")
+        return exchanges
+    picked = next((s for s in group if s.code == answer.suite), None)
+    if picked is None:
+        raise ProtocolViolation(
+            f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
+        )
+    log(
+        f"{protocol}: offered {offered}: server picked "
+        + ("it" if len(group) == 1 else picked.name)
+    )
+    rest = [s for s in group if s is not picked]
+    if rest:
+        exchanges += await _offer_group(endpoint, catalogue, protocol, server_name, rest, log)
     return exchanges
 
 

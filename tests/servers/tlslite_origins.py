@@ -46,6 +46,7 @@ class ModernTlsliteServer(ThreadedTCPServer):
         *,
         versions: Sequence[tuple[int, int]] = ((3, 4),),
         groups: Sequence[str] = ("x25519mlkem768", "x25519", "secp256r1"),
+        ciphers: Sequence[str] | None = None,  # tlslite cipherNames; None: its defaults
     ) -> None:
         super().__init__()
         self._chain = X509CertChain()
@@ -58,6 +59,8 @@ class ModernTlsliteServer(ThreadedTCPServer):
         settings.eccCurves = list(groups)
         settings.keyShares = []
         settings.cipherImplementations = ["python"]
+        if ciphers is not None:
+            settings.cipherNames = list(ciphers)
         self._settings = settings.validate()
 
     def handle(self, conn: socket.socket) -> None:
