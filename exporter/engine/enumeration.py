@@ -61,7 +61,9 @@ async def enumerate_protocol(
     that same ClientHello): the chain starts from it instead of asking again. Each exchange is
     appended to `exchanges` as it happens, so a caller still has them if a later one fails."""
     exchanges = [] if exchanges is None else exchanges
-    spare = _Spare(endpoint, protocol)  # each next hello's connection opens during this one
+    # Each next hello's connection opens during this one; not for TLS 1.3, information only,
+    # whose other suites are asked about all at once after its first answer.
+    spare = _Spare(endpoint, protocol, keep=protocol.cloudfront)
     try:
         return await _enumerate(
             endpoint, spare, catalogue, protocol, server_name, log, on_pick, first_answer, exchanges
@@ -75,11 +77,12 @@ class _Spare:
     an answer ends the chain, before that answer's connection frees its slot: a spare still
     waiting for a slot is then never opened, where dropping it after would open and close it."""
 
-    def __init__(self, endpoint: Endpoint, protocol: Protocol) -> None:
+    def __init__(self, endpoint: Endpoint, protocol: Protocol, keep: bool = True) -> None:
         self._endpoint = endpoint
         self._protocol = protocol
-        self._held = True
-        endpoint.add_spares(1)
+        self._held = keep
+        if keep:
+            endpoint.add_spares(1)
 
     def drop(self) -> None:
         if self._held:
@@ -163,6 +166,9 @@ async def _enumerate(
             remaining.remove(chosen)
             if on_pick is not None:
                 on_pick(chosen)
+                # Let the pick's confirmation take the connection opened ahead first: it has
+                # a complete handshake to make, this chain's next hello one answer to wait for.
+                await asyncio.sleep(0)
             if side is None and _worth_splitting(catalogue, protocol, exchanges, remaining):
                 # A long chain: the suites of the other key exchange go down a second one beside
                 # it, each in the server's order (their order relative to this chain's is lost).
@@ -276,6 +282,7 @@ async def _side_chain(
             remaining.remove(chosen)
             if on_pick is not None:
                 on_pick(chosen)
+                await asyncio.sleep(0)  # its confirmation first, as in the first chain
     finally:
         spare.drop()
     return exchanges
@@ -315,7 +322,7 @@ async def _offer_group(
 ) -> list[HelloExchange]:
     """Offer `group`; when the server picks one of several, offer the others the same way."""
     spec = cloudfront_spec(catalogue, protocol, server_name, tuple(s.code for s in group))
-    answer = await exchange_hello(endpoint, spec)
+    answer = await exchange_hello(endpoint, spec, warm=False)  # information only
     exchanges = [HelloExchange(str(protocol), spec.suites, HelloAnswerRecord.of(answer))]
     offered = " and ".join(s.name for s in group) + (" together" if len(group) > 1 else " alone")
     if not (isinstance(answer, ServerHelloInfo) and answer.protocol is protocol):

@@ -201,6 +201,7 @@ async def exchange_hello(
     spec: HelloSpec,
     connected: Callable[[], None] | None = None,
     server_hello: Callable[[HelloAnswer], None] | None = None,
+    warm: bool = True,
 ) -> HelloAnswer:
     """Send `spec` on a fresh connection and read as much of the answer as it asks for.
 
@@ -208,10 +209,11 @@ async def exchange_hello(
     answer), not each read: a server trickling its flight a byte at a time costs one timeout.
     Every byte read is charged to the probe's byte budget on `endpoint`. `connected` is called
     once the TCP connection is up, `server_hello` as soon as the answer shows its ServerHello
-    (or refusal), before the rest of a flight read up to ServerHelloDone.
+    (or refusal), before the rest of a flight read up to ServerHelloDone. `warm`: see
+    `Endpoint.lease`.
     """
     hello = spec.encode()
-    async with endpoint.connect() as (reader, writer):
+    async with endpoint.connect(warm) as (reader, writer):
         if connected is not None:
             connected()
         flight = FlightParser(spec.read_until)

@@ -125,9 +125,10 @@ class Endpoint:
             yield
 
     @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
-        """A connection (a warm one when there is one), closed and its slot freed on exit."""
-        reader, writer = await self._claim()
+    async def lease(self, warm: bool = True) -> AsyncIterator[Lease]:
+        """A connection (a warm one when there is one, unless `warm` is False: work that
+        informs but decides nothing leaves them to the rest), closed and its slot freed on exit."""
+        reader, writer = await (self._claim() if warm else self._open_held())
         lease = Lease(reader, writer, self._slots.release)
         try:
             yield lease
@@ -136,8 +137,8 @@ class Endpoint:
             lease.release_slot()
 
     @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[Connection]:
-        async with self.lease() as lease:
+    async def connect(self, warm: bool = True) -> AsyncIterator[Connection]:
+        async with self.lease(warm) as lease:
             yield lease.reader, lease.writer
 
     def expect(self, consumers: int) -> None:

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from .catalogue import (
     ALL_PROTOCOLS,
@@ -233,6 +233,7 @@ class _Run:
     request: asyncio.Future[None] | None = None  # the forwarded request, once TLS is seen
     probed: asyncio.Event = field(default_factory=asyncio.Event)  # the rest is done
     # s2n-tls's handshake under the origin's own generation, once known (None: no s2n-tls)
+    hello_failed: bool = False  # CloudFront's own hello raised (the probe stops)
     origin_handshake: asyncio.Future[CloudFrontHandshake | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -255,9 +256,11 @@ class _Run:
             handshakes=self.handshakes,
             certificates=self.certificates,
             certificates_from=self.certificates_from,
-            cloudfront_handshakes=self.cloudfront_handshakes,
+            cloudfront_handshakes=() if self.hello_failed else self.cloudfront_handshakes,
             tls_library=self.tls_library,
-            trust_digest=self.trust.digest if self.cloudfront_handshakes else None,
+            trust_digest=self.trust.digest
+            if self.cloudfront_handshakes and not self.hello_failed
+            else None,
             resolution=self.resolution,
             other_addresses=others,
             http=self.http,
@@ -294,29 +297,31 @@ class _Run:
                 self.request = asyncio.ensure_future(self.forward(endpoint))
             if self.tls_library.library == "none":
                 return
-        tasks: list[asyncio.Future[CloudFrontHandshake]] = []
-        carriers: list[asyncio.Future[None]] = []
-        waits: list[asyncio.Future[CloudFrontHandshake]] = []
-        for generation in GENERATIONS:
-            if generation != carrier:
-                tasks.append(asyncio.ensure_future(self.s2n(endpoint, generation)))
-                waits.append(tasks[-1])
-                continue
-            carrying = asyncio.ensure_future(self.carry(endpoint, generation, carry_request))
+        # The other generations only say what a policy change would do: they open connections
+        # of their own and leave the ones opened ahead of need to the enumerations and the
+        # confirmations, the verdict's own critical path.
+        others = [g for g in GENERATIONS if g != carrier]
+        lane = asyncio.ensure_future(self.s2n_informing(endpoint, others))
+        tasks: list[asyncio.Future[Any]] = [lane]
+        origin: asyncio.Future[CloudFrontHandshake | None] | None = None
+        if carrier in GENERATIONS:
+            carrying = asyncio.ensure_future(self.carry(endpoint, carrier, carry_request))
             if carry_request:
                 self.request = carrying  # it goes on with the request: wait for the handshake
             else:
-                carriers.append(carrying)
-            waits.append(cast("asyncio.Future[CloudFrontHandshake]", self.origin_handshake))
+                tasks.append(carrying)
+            origin = self.origin_handshake
         try:
-            self.cloudfront_handshakes = tuple(await asyncio.gather(*waits))
+            handshakes = dict(zip(others, await lane, strict=True))
+            if origin is not None:
+                handshakes[carrier] = cast(CloudFrontHandshake, await origin)
+            if not carry_request:
+                await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
-            for other in carriers:
-                other.cancel()
             raise
-        await asyncio.gather(*carriers)  # done with the handshake: nothing rides on it
+        self.cloudfront_handshakes = tuple(handshakes[g] for g in GENERATIONS)
         for h in self.cloudfront_handshakes:
             outcome = (
                 f"completed {h.protocol} {h.cipher} {h.group or ''}".rstrip()
@@ -351,8 +356,18 @@ class _Run:
             # CloudFront would not get this far; the request is still worth knowing about.
             await self.forward(endpoint)
 
+    async def s2n_informing(
+        self, endpoint: Endpoint, generations: list[str]
+    ) -> list[CloudFrontHandshake]:
+        """The other generations' handshakes, on connections of their own (see `cloudfront`)."""
+        return list(await asyncio.gather(*(self.s2n(endpoint, g, warm=False) for g in generations)))
+
     async def s2n(
-        self, endpoint: Endpoint, generation: str, after: AfterHandshake | None = None
+        self,
+        endpoint: Endpoint,
+        generation: str,
+        after: AfterHandshake | None = None,
+        warm: bool = True,
     ) -> CloudFrontHandshake:
         target = self.target
         policy = policy_for(target.protocols, generation)
@@ -366,6 +381,7 @@ class _Run:
                 name_check,
                 self.client_certificate,
                 after=after,
+                warm=warm,
             )
         except ProbeTimeout as exc:  # one generation's handshake; the probe goes on
             return CloudFrontHandshake(
@@ -396,6 +412,10 @@ class _Run:
             if not hello_task.done():
                 hello_task.cancel()
             await asyncio.gather(hello_task, return_exceptions=True)
+            if hello_task.cancelled() or hello_task.exception() is not None:
+                # CloudFront's hello failed after its ServerHello: s2n-tls's handshakes, begun
+                # beside it, may or may not have finished first; decide without them either way.
+                self.hello_failed = True
         hello = hello_task.result()
         if isinstance(hello, ServerHelloInfo) and hello.certificates:
             self.certificates, self.certificates_from = hello.certificates, "cloudfront_hello"

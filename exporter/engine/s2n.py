@@ -535,6 +535,7 @@ async def cloudfront_handshake(
     common_name_fallback: bool = True,
     configs: S2nConfigCache | None = None,
     after: AfterHandshake | None = None,
+    warm: bool = True,
 ) -> CloudFrontHandshake:
     """Make CloudFront's handshake to `endpoint` with s2n-tls under `policy`.
 
@@ -548,6 +549,7 @@ async def cloudfront_handshake(
 
     `after` is awaited with the outcome before the connection closes, and with the connection
     itself (an `S2nStream`) when the handshake completed: CloudFront forwards its request there.
+    `warm`: see `Endpoint.lease`.
 
     Returns the outcome; raises `ProbeTimeout`, `BudgetExceeded` (probe-level limits, as the rest
     of the engine does), `ValueError` for a policy s2n does not know, `S2nUnavailable`.
@@ -557,7 +559,7 @@ async def cloudfront_handshake(
     config = cache.acquire(policy, trust_pem, client_certificate)
     try:
         session = _Session(library, policy, server_name, name_check, common_name_fallback)
-        return await session.run(endpoint, config.pointer, after)
+        return await session.run(endpoint, config.pointer, after, warm)
     finally:
         cache.release(config)
 
@@ -640,11 +642,15 @@ class _Session:
             return 0
 
     async def run(
-        self, endpoint: Endpoint, config: int, after: AfterHandshake | None = None
+        self,
+        endpoint: Endpoint,
+        config: int,
+        after: AfterHandshake | None = None,
+        warm: bool = True,
     ) -> CloudFrontHandshake:
         started = time.monotonic()
         try:
-            async with endpoint.lease() as lease:
+            async with endpoint.lease(warm) as lease:
                 conn = self._open(config)
                 try:
                     try:
