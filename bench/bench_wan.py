@@ -140,7 +140,9 @@ def predicted_rtts(answer: dict[str, Any], max_connections: int = 8) -> tuple[in
     for p in answer["protocols"]:
         accepted = len(p["accepted"])
         if p["protocol"] not in CLOUDFRONT:  # TLSv1.3: its first offer, then the others alone
-            singles = tls13_suites - 1 if accepted else 0
+            # (the two CCM suites together: one hello, and one more if it accepts one)
+            ccm = sum(1 for name in p["accepted"] if "CCM" in str(name))
+            singles = tls13_suites - 2 + ccm if accepted else 0
             chains.append(Chain(p["protocol"], hellos=1, picks=0, singles=singles))
             continue
         # A broad offer only after CloudFront's own hello (TLSv1.2's first offer here, with
@@ -249,8 +251,9 @@ class Schedule:
             entry.append(opened)  # type: ignore[arg-type]
             self.slot(opened)
 
-    def claim(self, work: float, done: Any, hold: float | None = None) -> None:
-        """Run `work` RTTs on a connection; `done(end)`; the slot is freed after `hold`."""
+    def claim(self, work: float, done: Any, hold: float | None = None, warm: bool = True) -> None:
+        """Run `work` RTTs on a connection (one opened ahead when `warm` and there is one);
+        `done(end)`; the slot is freed after `hold`."""
 
         def start(ready: float) -> None:
             begin = max(self.now, ready)
@@ -258,7 +261,7 @@ class Schedule:
             self.release(begin + (hold if hold is not None else work))
             self.at(end, lambda: done(end))
 
-        if self.warm:
+        if warm and self.warm:
             entry = self.warm.pop(0)
             if self.expected > 0:
                 self.expected -= 1
@@ -295,19 +298,24 @@ class Schedule:
 
     def after_hello(self, reused: str) -> None:
         for index, work in enumerate(self.s2n):
+            # the origin's generation (first) carries the request; the others, information
+            # only, open connections of their own
             carrier = index == 0 and self.request
-            self.claim(work + (1 if carrier else 0), self.finished, hold=work if carrier else None)
+            hold = work if carrier else None
+            self.claim(work + (1 if carrier else 0), self.finished, hold, warm=index == 0)
         for chain in self.chains:
             if chain.protocol == reused:
                 chain.hellos -= 1  # its first hello was CloudFront's,
                 chain.picks = max(0, chain.picks - 1)  # whose pick s2n-tls's handshake confirms
                 chain.picked = 1
-            self.spares += 1
+            if chain.protocol in CLOUDFRONT:  # TLS 1.3 keeps no spare
+                self.spares += 1
             self.next_step(chain)
 
     def next_step(self, chain: Chain) -> None:
         if chain.step >= chain.hellos:
-            self.spares -= 1
+            if chain.protocol in CLOUDFRONT:
+                self.spares -= 1
             while len(self.warm) > self.spares + self.expected:
                 entry = self.warm.pop()
                 if entry[0] is not None:
@@ -322,10 +330,11 @@ class Schedule:
             self.finished(end)
             if chain.singles and step == 0:
                 for _ in range(chain.singles):
-                    self.claim(1, self.finished)
+                    self.claim(1, self.finished, warm=False)
+            if step < chain.picks:
+                self.claim(2, self.finished)  # the pick's confirmation, before the next hello
             self.next_step(chain)
             if step < chain.picks:
-                self.claim(2, self.finished)  # the pick's confirmation
                 chain.picked += 1
                 if chain.side is not None and chain.picked == chain.split_after:
                     self.spares += 1
