@@ -13,6 +13,7 @@ from exporter.engine.target import ConfirmMode, ProbeTarget
 from exporter.engine.verdict import CloudFrontWarning as W
 from exporter.engine.verdict import FailureReason as R
 from tests.origins import TestOrigins
+from tests.servers.broken import SlowFlightServer
 from tests.support.probing import run_probe
 
 TLS = (Protocol.TLSv1, Protocol.TLSv1_1, Protocol.TLSv1_2)
@@ -430,3 +431,21 @@ def test_a_long_chain_is_split_by_key_exchange(engine: Engine, origins: TestOrig
     assert len(names) == len(set(names)) == 11
     ecdhe = [n for n in names if n.startswith("ECDHE")]
     assert names == ecdhe + [n for n in names if not n.startswith("ECDHE")]
+
+
+def test_the_enumerations_start_at_cloudfronts_serverhello(origins: TestOrigins) -> None:
+    """The origin sends its ServerHello at once and the rest of CloudFront's flight a second
+    later: every other protocol's first offer is answered while CloudFront's hello still waits
+    for its certificates."""
+    pause = 1.0
+    with SlowFlightServer(origins.workdir / "certs" / "broken.chain.pem", pause) as server:
+        target = ProbeTarget("broken.test", server.port, address="127.0.0.1", request=None)
+        result = run_probe(Engine(), target, timeout=5.0)
+    assert server.served_first
+    times = {
+        line.split("s ", 1)[1].split(":")[0]: float(line.split("s ", 1)[0]) for line in result.log
+    }
+    hello = next(float(line.split("s ", 1)[0]) for line in result.log if "CloudFront hello" in line)
+    assert hello >= pause * 0.9, result.log
+    for protocol in ("SSLv3", "TLSv1", "TLSv1.1"):
+        assert times[protocol] < pause / 2, result.log  # answered before the flight was complete

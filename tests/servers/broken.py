@@ -32,6 +32,7 @@ __all__ = [
     "HandshakeFailsAfterHelloServer",
     "PlainHTTPServer",
     "SilentServer",
+    "SlowFlightServer",
     "closed_port",
 ]
 
@@ -177,3 +178,42 @@ class SilentServer(ThreadedTCPServer):
 
     def handle(self, conn: socket.socket) -> None:
         self._released.wait()
+
+
+class SlowFlightServer(HandshakeFailsAfterHelloServer):
+    """Sends its ServerHello at once and the rest of its flight (Certificate, ServerHelloDone)
+    `pause` seconds later, on the first connection only; every later ClientHello gets a
+    handshake_failure alert at once. Shows who waits for a whole flight and who does not."""
+
+    def __init__(self, chain_pem: Path, pause: float) -> None:
+        super().__init__(chain_pem)
+        self._pause = pause
+        self._first = threading.Lock()
+        self.served_first = False
+
+    def handle(self, conn: socket.socket) -> None:
+        hello = _read_client_hello(conn)
+        if hello is None:
+            return
+        with self._first:
+            first, self.served_first = not self.served_first, True
+        version = _negotiate_version(hello)
+        suite = next((s for s in hello.cipher_suites if s in FAKE_SUITES), None)
+        if not first or suite is None:
+            conn.sendall(self._alert(version if version >= (3, 0) else (3, 1)))
+            return
+        extensions = [RenegotiationInfoExtension().create(bytearray(0))]
+        server_hello = ServerHello().create(
+            version,
+            bytearray(os.urandom(32)),
+            bytearray(0),
+            suite,
+            CertificateType.x509,
+            extensions=extensions,
+        )
+        conn.sendall(_record(ContentType.handshake, version, bytes(server_hello.write())))
+        self._stopping.wait(self._pause)
+        certificate = Certificate(CertificateType.x509).create(self._chain)
+        rest = certificate.write() + ServerHelloDone().create().write()
+        conn.sendall(_record(ContentType.handshake, version, bytes(rest)))
+        _read_record(conn)
