@@ -69,14 +69,26 @@ _T = TypeVar("_T")
 
 
 class _Log:
-    """The probe's own log, with times relative to its start: kept in the result for `debug`."""
+    """The probe's own log, with times relative to its start: kept in the result for `debug`.
+
+    `beside` takes the lines of what runs beside the enumerations once CloudFront's hello has
+    its ServerHello (s2n-tls, the request): `lines(with_beside=False)` leaves them out when
+    that hello then failed, as their observations are."""
 
     def __init__(self, start: float) -> None:
         self._start = start
-        self.lines: list[str] = []
+        self._lines: list[tuple[float, str]] = []
+        self._beside: list[tuple[float, str]] = []
 
     def __call__(self, message: str) -> None:
-        self.lines.append(f"{time.monotonic() - self._start:7.3f}s {message}")
+        self._lines.append((time.monotonic() - self._start, message))
+
+    def beside(self, message: str) -> None:
+        self._beside.append((time.monotonic() - self._start, message))
+
+    def lines(self, with_beside: bool = True) -> tuple[str, ...]:
+        kept = sorted([*self._lines, *(self._beside if with_beside else [])], key=lambda e: e[0])
+        return tuple(f"{at:7.3f}s {message}" for at, message in kept)
 
 
 @dataclass
@@ -263,11 +275,11 @@ class _Run:
             else None,
             resolution=self.resolution,
             other_addresses=others,
-            http=self.http,
+            http=None if self.hello_failed else self.http,
             connections=self.endpoint.connections_opened if self.endpoint else 0,
             bytes_read=self.endpoint.bytes_read if self.endpoint else 0,
             stopped=stopped,
-            log=tuple(self.log.lines),
+            log=self.log.lines(with_beside=not self.hello_failed),
         )
 
     async def phases(self, address: str) -> None:
@@ -289,7 +301,7 @@ class _Run:
         when s2n-tls is not there or could not complete it)."""
         self.tls_library = tls_library()
         if self.tls_library.library == "none":
-            self.log(f"no s2n-tls: {self.tls_library.reason}")
+            self.log.beside(f"no s2n-tls: {self.tls_library.reason}")
         carrier = str(self.target.cloudfront_policy)
         if self.tls_library.library == "none" or carrier not in GENERATIONS:
             self.origin_handshake.set_result(None)
@@ -328,7 +340,7 @@ class _Run:
                 if h.completed
                 else f"failed: {h.error}"
             )
-            self.log(f"s2n-tls {h.policy}: {outcome}")
+            self.log.beside(f"s2n-tls {h.policy}: {outcome}")
 
     async def carry(self, endpoint: Endpoint, generation: str, carry_request: bool) -> None:
         """The handshake under the origin's generation, published in `origin_handshake` as
@@ -517,7 +529,7 @@ class _Run:
         h, request = self.http, self.target.request
         if h is None or request is None:
             return
-        self.log(
+        self.log.beside(
             f"request {request.method} {request.path} (over {over}): {h.outcome}"
             + (f", HTTP {h.status_code}" if h.status_code is not None else "")
             + (f": {h.detail}" if h.detail else "")
