@@ -187,6 +187,26 @@ class Chain:
     picked: int = 0
 
 
+@dataclass
+class Warm:
+    """A connection opened ahead of need: ready one RTT after it gets its slot."""
+
+    ready: float | None = None
+    dropped: bool = False  # shed while still waiting for a slot: it never opens
+    waiters: list[Any] = field(default_factory=list)
+
+    def opened(self, now: float) -> None:
+        self.ready = now + 1
+        for start in self.waiters:
+            start(self.ready)
+
+    def then(self, start: Any) -> None:
+        if self.ready is not None:
+            start(self.ready)
+        else:
+            self.waiters.append(start)
+
+
 class Schedule:
     """The engine's connection schedule in RTTs, as the WAN proxy models a link: a connection
     can carry bytes one RTT after it is opened; a hello is answered one RTT later, a TLS 1.2
@@ -208,11 +228,10 @@ class Schedule:
         self.connections = 0
         self.events: list[tuple[float, int, Any]] = []
         self.order = 0
-        self.waiting: list[Any] = []  # callbacks waiting for a slot, in order
-        self.warm: list[list[float | None]] = []  # [ready time or None while queued]
+        self.waiting: list[tuple[Warm | None, Any]] = []  # (warm or None, granted), in order
+        self.warm: list[Warm] = []  # opened ahead, not yet taken, oldest first
         self.spares = 0
         self.expected = 0
-        self.dropped: set[Any] = set()
 
     # --- slots and warm connections --------------------------------------------------------
 
@@ -220,21 +239,21 @@ class Schedule:
         heapq.heappush(self.events, (time, self.order, callback))
         self.order += 1
 
-    def slot(self, granted: Any) -> None:
+    def slot(self, granted: Any, warm: Warm | None = None) -> None:
         if self.free > 0:
             self.free -= 1
             self.connections += 1
             granted(self.now)
         else:
-            self.waiting.append(granted)
+            self.waiting.append((warm, granted))
 
     def release(self, time: float) -> None:
         def give() -> None:
-            while self.waiting and self.waiting[0] in self.dropped:
+            while self.waiting and (owner := self.waiting[0][0]) is not None and owner.dropped:
                 self.waiting.pop(0)  # a spare shed while still queued: never opened
             if self.waiting:
                 self.connections += 1
-                self.waiting.pop(0)(self.now)
+                self.waiting.pop(0)[1](self.now)
             else:
                 self.free += 1
 
@@ -242,14 +261,9 @@ class Schedule:
 
     def top_up(self) -> None:
         while len(self.warm) < self.spares + self.expected:
-            entry: list[float | None] = [None]
+            entry = Warm()
             self.warm.append(entry)
-
-            def opened(now: float, entry: list[float | None] = entry) -> None:
-                entry[0] = now + 1
-
-            entry.append(opened)  # type: ignore[arg-type]
-            self.slot(opened)
+            self.slot(entry.opened, entry)
 
     def claim(self, work: float, done: Any, hold: float | None = None, warm: bool = True) -> None:
         """Run `work` RTTs on a connection (one opened ahead when `warm` and there is one);
@@ -266,21 +280,9 @@ class Schedule:
             if self.expected > 0:
                 self.expected -= 1
             self.top_up()
-            if entry[0] is not None:
-                start(entry[0])
-            else:  # still queued for a slot: wait for it to open
-                self.waiting_warm(entry, start)
+            entry.then(start)  # now, or once it has a slot and has opened
             return
         self.slot(lambda now: start(now + 1))
-
-    def waiting_warm(self, entry: list[float | None], start: Any) -> None:
-        def poll() -> None:
-            if entry[0] is not None:
-                start(entry[0])
-            else:
-                self.at(self.now + 0.01, poll)
-
-        self.at(self.now + 0.01, poll)
 
     # --- the probe -------------------------------------------------------------------------
 
@@ -318,10 +320,10 @@ class Schedule:
                 self.spares -= 1
             while len(self.warm) > self.spares + self.expected:
                 entry = self.warm.pop()
-                if entry[0] is not None:
+                if entry.ready is not None:
                     self.release(self.now)
                 else:
-                    self.dropped.add(entry[1])
+                    entry.dropped = True
             return
         step = chain.step
         chain.step += 1

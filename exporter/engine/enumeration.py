@@ -159,9 +159,7 @@ async def _enumerate(
                 continue
             with_broad = False
             if chosen is None or chosen not in remaining:
-                raise ProtocolViolation(
-                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
-                )
+                raise _not_offered(protocol, answer.suite)
             log(f"{protocol}: offered {len(remaining)} suites{source}: server picked {chosen.name}")
             remaining.remove(chosen)
             if on_pick is not None:
@@ -216,7 +214,7 @@ async def _enumerate(
     if isinstance(answer, ServerHelloInfo) and answer.protocol is protocol:
         log(f"{protocol}: broad offer: server picked 0x{answer.suite:04X}, outside the catalogue")
     else:
-        described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+        described = _described(answer)
         log(f"{protocol}: broad offer: {described}: protocol not spoken")
     return EnumerationRecord(str(protocol), tuple(exchanges))
 
@@ -268,16 +266,12 @@ async def _side_chain(
             answer = await exchange_hello(endpoint, spec, server_hello=spare.watch)
             exchanges.append(HelloExchange(str(protocol), offer, HelloAnswerRecord.of(answer)))
             if isinstance(answer, Refusal) or answer.protocol is not protocol:
-                described = (
-                    answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
-                )
+                described = _described(answer)
                 log(f"{protocol}: offered {len(offer)} suites (second chain): {described}")
                 break
             chosen = catalogue.by_code.get(answer.suite)
             if chosen is None or chosen not in remaining:
-                raise ProtocolViolation(
-                    f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
-                )
+                raise _not_offered(protocol, answer.suite)
             log(f"{protocol}: offered {len(offer)} suites (second chain): picked {chosen.name}")
             remaining.remove(chosen)
             if on_pick is not None:
@@ -326,14 +320,12 @@ async def _offer_group(
     exchanges = [HelloExchange(str(protocol), spec.suites, HelloAnswerRecord.of(answer))]
     offered = " and ".join(s.name for s in group) + (" together" if len(group) > 1 else " alone")
     if not (isinstance(answer, ServerHelloInfo) and answer.protocol is protocol):
-        described = answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+        described = _described(answer)
         log(f"{protocol}: offered {offered}: {described}")
         return exchanges
     picked = next((s for s in group if s.code == answer.suite), None)
     if picked is None:
-        raise ProtocolViolation(
-            f"{protocol}: server picked suite 0x{answer.suite:04X}, which was not offered"
-        )
+        raise _not_offered(protocol, answer.suite)
     log(
         f"{protocol}: offered {offered}: server picked "
         + ("it" if len(group) == 1 else picked.name)
@@ -342,6 +334,17 @@ async def _offer_group(
     if rest:
         exchanges += await _offer_group(endpoint, catalogue, protocol, server_name, rest, log)
     return exchanges
+
+
+def _described(answer: HelloAnswer) -> str:
+    """A refusal, or a ServerHello of another version than offered, in words."""
+    return answer.describe() if isinstance(answer, Refusal) else _version_name(answer)
+
+
+def _not_offered(protocol: Protocol, suite: int) -> ProtocolViolation:
+    return ProtocolViolation(
+        f"{protocol}: server picked suite 0x{suite:04X}, which was not offered"
+    )
 
 
 def _version_name(answer: ServerHelloInfo) -> str:

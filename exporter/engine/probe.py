@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from .catalogue import (
     ALL_PROTOCOLS,
@@ -302,37 +302,30 @@ class _Run:
         self.tls_library = tls_library()
         if self.tls_library.library == "none":
             self.log.beside(f"no s2n-tls: {self.tls_library.reason}")
-        carrier = str(self.target.cloudfront_policy)
-        if self.tls_library.library == "none" or carrier not in GENERATIONS:
             self.origin_handshake.set_result(None)
             if carry_request:
                 self.request = asyncio.ensure_future(self.forward(endpoint))
-            if self.tls_library.library == "none":
-                return
+            return
+        carrier = str(self.target.cloudfront_policy)
         # The other generations only say what a policy change would do: they open connections
         # of their own and leave the ones opened ahead of need to the enumerations and the
         # confirmations, the verdict's own critical path.
         others = [g for g in GENERATIONS if g != carrier]
         lane = asyncio.ensure_future(self.s2n_informing(endpoint, others))
-        tasks: list[asyncio.Future[Any]] = [lane]
-        origin: asyncio.Future[CloudFrontHandshake | None] | None = None
-        if carrier in GENERATIONS:
-            carrying = asyncio.ensure_future(self.carry(endpoint, carrier, carry_request))
-            if carry_request:
-                self.request = carrying  # it goes on with the request: wait for the handshake
-            else:
-                tasks.append(carrying)
-            origin = self.origin_handshake
+        carrying = asyncio.ensure_future(self.carry(endpoint, carrier, carry_request))
+        if carry_request:
+            self.request = carrying  # it goes on with the request: wait for the handshake only
         try:
-            handshakes = dict(zip(others, await lane, strict=True))
-            if origin is not None:
-                handshakes[carrier] = cast(CloudFrontHandshake, await origin)
+            informing = await lane
+            origin = cast(CloudFrontHandshake, await self.origin_handshake)
             if not carry_request:
-                await asyncio.gather(*tasks)
+                await carrying
         except BaseException:
-            for task in tasks:
-                task.cancel()
+            lane.cancel()
+            if not carry_request:
+                carrying.cancel()
             raise
+        handshakes = {carrier: origin, **dict(zip(others, informing, strict=True))}
         self.cloudfront_handshakes = tuple(handshakes[g] for g in GENERATIONS)
         for h in self.cloudfront_handshakes:
             outcome = (

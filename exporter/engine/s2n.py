@@ -208,12 +208,16 @@ class _Library:
         self.version = version
         self.configs = S2nConfigCache(self)
 
-    def fail(self, call: str) -> S2nError:
-        """The s2n error of the call that just failed, with s2n_errno cleared."""
+    def take_errno(self) -> int:
+        """s2n_errno (thread-local) of the call that just failed, cleared for the next one."""
         location = self.dll.s2n_errno_location()
         code = int(location[0])
         location[0] = 0
-        return S2nError(call, *self.describe(code))
+        return code
+
+    def fail(self, call: str) -> S2nError:
+        """The s2n error of the call that just failed, with s2n_errno cleared."""
+        return S2nError(call, *self.describe(self.take_errno()))
 
     def describe(self, code: int) -> tuple[str, str, str]:
         """(name, description, type) of an s2n error code."""
@@ -923,9 +927,7 @@ class S2nStream:
                 return buffer.raw[:got]
             if got == 0:
                 return b""
-            location = self._dll.s2n_errno_location()
-            code = int(location[0])
-            location[0] = 0
+            code = self._session.library.take_errno()
             kind = int(self._dll.s2n_error_get_type(code))
             if kind == _S2N_ERR_T_BLOCKED and blocked.value == _S2N_BLOCKED_ON_READ:
                 if not await self._pull():
@@ -954,10 +956,10 @@ class S2nStream:
     def _failure(self, code: int | None = None) -> ssl.SSLError:
         """s2n's error as the `ssl.SSLError` the request code reports as a TLS failure."""
         dll = self._dll
+        library = self._session.library
         if code is None:
-            location = dll.s2n_errno_location()
-            code, location[0] = int(location[0]), 0
-        name, detail, _ = self._session.library.describe(code)
+            code = library.take_errno()
+        name, detail, _ = library.describe(code)
         if int(dll.s2n_error_get_type(code)) == _S2N_ERR_T_ALERT:
             alert = int(dll.s2n_connection_get_alert(self._conn))
             if alert >= 0:
