@@ -101,6 +101,7 @@ RESERVED_LABELS = frozenset(
         "domain_name",
         "enabled",
         "aliases",
+        "host_header_forwarded",
     }
 )
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
@@ -546,6 +547,8 @@ class OriginConfig(OriginSettings, _OriginIdentity):
     address: str | None = None  # from `resolve` for this host, if any
     dns: DnsConfig = DnsConfig()
     client_certificate_missing: bool = False  # discovery: the origin wants a certificate we lack
+    # discovery: the policies that could not be read, which make this probe's SNI a guess
+    unread_policies: tuple[str, ...] = ()
 
     def target(self) -> ProbeTarget:
         return ProbeTarget(
@@ -606,6 +609,7 @@ def origin_config(
     address: str | None = None,
     dns: DnsConfig = DnsConfig(),
     client_certificate_missing: bool = False,
+    unread_policies: tuple[str, ...] = (),
 ) -> OriginConfig:
     """The one way an `OriginConfig` is made from parsed settings: the configuration file,
     `check` and discovery all come here, so defaults apply the same everywhere."""
@@ -616,6 +620,7 @@ def origin_config(
         address=address,
         dns=dns,
         client_certificate_missing=client_certificate_missing,
+        unread_policies=unread_policies,
         **merge_settings(defaults, own),
     )
 
@@ -1625,6 +1630,8 @@ def config_dict(config: ExporterConfig) -> dict[str, Any]:
         shown["address"] = origin.address
         if origin.client_certificate_missing:
             shown["client_certificate_missing"] = True
+        if origin.unread_policies:
+            shown["unread_policies"] = list(origin.unread_policies)
         return shown
 
     return {

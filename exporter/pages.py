@@ -706,6 +706,7 @@ def render_origin(
         policy=policy,
         configured_address=config.address,
         client_certificate_missing=config.client_certificate_missing,
+        unread_policies=config.unread_policies,
         interval=format_duration(config.interval),
         timeout=format_duration(config.timeout),
         status=status,

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,9 @@ from exporter.discovery import (
     origin_configs,
 )
 from exporter.discovery.cloudfront import (
+    CallFailure,
+    DiscoveryCallError,
+    HostForwarding,
     behaviour_forwards_host,
     discover_distribution,
 )
@@ -67,10 +71,12 @@ from exporter.engine.probe import Engine
 from exporter.engine.target import ClientCertificate, ConfirmMode, IpAddressType
 from exporter.engine.verdict import FailureReason
 from exporter.metrics import OriginsCollector
-from exporter.store import ResultStore
+from exporter.pages import render_origin
+from exporter.store import OriginState, ResultStore
 from tests.daemon_process import ExporterProcess, matching, parse_exposition, value
 from tests.origins import TestOrigins
 from tests.servers import free_port
+from tests.servers.aws_errors import RefusingFront
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "discovery.md"
@@ -82,7 +88,9 @@ HOST_HEADER_ONLY = "bf0718e1-ba1e-49d1-88b1-f726733018ae"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 USE_ORIGIN_CACHE_CONTROL = "83da9c7e-98b4-4e11-a168-04f0df8e2c65"
-CUSTOM_POLICY = "0f0f0f0f-1111-2222-3333-444455556666"  # moto has no policies: "not found"
+CUSTOM_POLICY = "0f0f0f0f-1111-2222-3333-444455556666"
+"""A custom origin request policy: moto has no policies and answers GetOriginRequestPolicy with a
+500 (5.2.6; 5.2.5 answered 404), so it cannot be read and its behaviour is probed both ways."""
 PAGE_SIZE = 2
 MOTO_STATED_DEFAULTS = (
     ("connection_attempts", 3),
@@ -376,7 +384,8 @@ def expected_names(fleet: Fleet) -> set[str]:
         f"{fleet['alias']}/web/www.elsewhere.test",
         f"{fleet['alias']}/web/www.good.test",
         f"{fleet['mixed']}/api/api.mixed.test",
-        f"{fleet['mixed']}/legacy",
+        f"{fleet['mixed']}/legacy",  # its only behaviour's policy cannot be read: both ways
+        f"{fleet['mixed']}/legacy/api.mixed.test",
         f"{fleet['group']}/primary",
         f"{fleet['group']}/primary/{fleet.domains['group']}",
         f"{fleet['group']}/backup/{fleet.domains['group']}",
@@ -410,7 +419,11 @@ def test_every_custom_origin_is_discovered_as_cloudfront_connects(
 ) -> None:
     inventory = fetch(moto.client(), moto.settings(), page_size=PAGE_SIZE)
     assert inventory.pages == 4, "7 distributions, 2 per page: moto must honour MaxItems"
-    assert inventory.missing_policies == (CUSTOM_POLICY,)
+    assert inventory.missing_policies == ()
+    assert list(inventory.unread_policies) == [CUSTOM_POLICY]
+    failure = inventory.unread_policies[CUSTOM_POLICY]
+    assert (failure.operation, failure.error) == ("GetOriginRequestPolicy", "500")
+    assert "reached max retries" in failure.detail  # botocore retried the 5xx first
     found = discover(inventory)
     assert found.distributions == 7
     assert dict(found.skipped) == {SkipReason.S3: 2, SkipReason.HTTP_ONLY: 1}
@@ -442,7 +455,17 @@ def test_every_custom_origin_is_discovered_as_cloudfront_connects(
     assert f"{fleet['alias']}/web" not in by_name
     api = by_name[f"{fleet['mixed']}/api/api.mixed.test"]
     assert (api.sni, api.enabled) == ("api.mixed.test", False)
-    assert by_name[f"{fleet['mixed']}/legacy"].sni is None  # unknown custom policy: no Host
+    # The unreadable policy: probed with the origin's domain and with the alias, both in doubt;
+    # every other origin is discovered as if nothing had failed.
+    legacy = by_name[f"{fleet['mixed']}/legacy"]
+    legacy_alias = by_name[f"{fleet['mixed']}/legacy/api.mixed.test"]
+    assert (legacy.sni, legacy_alias.sni) == (None, "api.mixed.test")
+    doubt = (f"GetOriginRequestPolicy {CUSTOM_POLICY}: 500",)
+    assert legacy.unread_policies == legacy_alias.unread_policies == doubt
+    assert legacy.host_forwarding == legacy_alias.host_forwarding == HostForwarding.UNKNOWN
+    others = [o for o in found.origins if o.origin_id != "legacy"]
+    assert len(others) == len(by_name) - 2
+    assert not any(o.unread_policies for o in others)
     # The group's members get the cloudfront.net name; primary also serves the default path.
     assert (
         by_name[f"{fleet['group']}/backup/{fleet.domains['group']}"].sni == (fleet.domains["group"])
@@ -477,6 +500,7 @@ def test_discovered_origins_get_defaults_resolve_and_labels(
             ("domain_name", fleet.domains["alias"]),
             ("enabled", "true"),
             ("env", "test"),
+            ("host_header_forwarded", "true"),
             ("origin_id", "web"),
         ),
     )
@@ -635,6 +659,70 @@ def test_runner_discovers_merges_and_reports(
     assert not [k for k in series(registry) if k[0].startswith(name)]
 
 
+def test_a_policy_refused_with_access_denied_affects_only_its_origins(
+    moto: MotoServer, fleet: Fleet, origins: TestOrigins
+) -> None:
+    """An IAM policy without cloudfront:GetOriginRequestPolicy: the refresh succeeds, the one
+    behaviour that uses the custom policy is probed both ways and says why, and the refusal
+    is counted by operation and error."""
+    registry = CollectorRegistry()
+    refused = {"GetOriginRequestPolicy": ("AccessDenied", 403)}
+    with RefusingFront(moto.endpoint, refused) as front:
+        runner = DiscoveryRunner(registry, page_size=PAGE_SIZE)
+        config = fleet_config(moto, origins, discovery={"endpoint_url": front.endpoint})
+
+        async def scenario() -> None:
+            await runner.apply(config)
+            assert await runner.refresh() is True  # twice: counted per failed call
+            await runner.stop()
+
+        asyncio.run(scenario())
+        assert front.calls["GetOriginRequestPolicy"] == 2  # AccessDenied is not retried
+    by_name = {o.name: o for o in runner.origins}
+    assert set(by_name) == expected_names(fleet)
+    doubt = (f"GetOriginRequestPolicy {CUSTOM_POLICY}: AccessDenied",)
+    legacy = (f"{fleet['mixed']}/legacy", f"{fleet['mixed']}/legacy/api.mixed.test")
+    for name, origin in by_name.items():
+        assert origin.unread_policies == (doubt if name in legacy else ()), name
+        forwarded = dict(origin.labels)["host_header_forwarded"]
+        assert (forwarded == "unknown") == (name in legacy), name
+    values = series(registry)
+    errors = matching(values, "origin_tls_discovery_errors_total")
+    assert errors == {
+        frozenset({("operation", "GetOriginRequestPolicy"), ("error", "AccessDenied")}): 2
+    }
+    provider = {"provider": "cloudfront"}
+    assert value(values, "origin_tls_exporter_discovery_last_refresh_successful", **provider) == 1
+    # The origin's page says what could not be read and what settles it.
+    page = render_origin(OriginState(by_name[legacy[1]], None))
+    banner = re.search(r'<p class="banner pending" id="host-forwarding-unknown">.*?</p>', page)
+    assert banner, page
+    assert f"GetOriginRequestPolicy {CUSTOM_POLICY}: AccessDenied" in banner.group(0)
+    assert "cloudfront:GetOriginRequestPolicy" in banner.group(0)
+    good = render_origin(OriginState(by_name[f"{fleet['good']}/web"], None))
+    assert 'id="host-forwarding-unknown"' not in good
+
+
+def test_a_failed_listing_is_counted_by_operation(moto: MotoServer, origins: TestOrigins) -> None:
+    registry = CollectorRegistry()
+    with RefusingFront(moto.endpoint, {"ListDistributions": ("AccessDenied", 403)}) as front:
+        runner = DiscoveryRunner(registry)
+        config = fleet_config(moto, origins, discovery={"endpoint_url": front.endpoint})
+
+        async def scenario() -> None:
+            await runner.apply(config)
+            await runner.stop()
+
+        asyncio.run(scenario())
+    assert runner.origins == ()
+    values = series(registry)
+    assert matching(values, "origin_tls_discovery_errors_total") == {
+        frozenset({("operation", "ListDistributions"), ("error", "AccessDenied")}): 1
+    }
+    provider = {"provider": "cloudfront"}
+    assert value(values, "origin_tls_exporter_discovery_refresh_errors_total", **provider) == 1
+
+
 @pytest.fixture
 def own_moto(tmp_path: Path, origins: TestOrigins) -> Iterator[MotoServer]:
     """A moto server of its own, to stop or fill without disturbing the shared one."""
@@ -768,6 +856,7 @@ def test_origin_info_carries_the_discovery_labels(
         "domain_name": "",
         "aliases": "",
         "enabled": "",
+        "host_header_forwarded": "",
     }
     alias = rows[f"{fleet['alias']}/web/www.elsewhere.test"]
     assert alias == {
@@ -782,8 +871,12 @@ def test_origin_info_carries_the_discovery_labels(
         "domain_name": fleet.domains["alias"],
         "aliases": "2",
         "enabled": "true",
+        "host_header_forwarded": "true",
     }
     assert rows[f"{fleet['good']}/web"]["sni"] == "good.test"  # CloudFront sends the domain
+    assert rows[f"{fleet['good']}/web"]["host_header_forwarded"] == "false"
+    for name in (f"{fleet['mixed']}/legacy", f"{fleet['mixed']}/legacy/api.mixed.test"):
+        assert rows[name]["host_header_forwarded"] == "unknown"
     assert rows[f"{fleet['mixed']}/legacy"]["enabled"] == "false"
 
 
@@ -1081,13 +1174,69 @@ def test_custom_policies_are_read_once_and_decide_the_sni() -> None:
     assert {o.distribution_id for o in found.origins if o.sni is None} == {"E2", "E5", "E6", "E7"}
 
 
-def test_other_api_errors_fail_the_refresh() -> None:
+def test_a_policy_that_cannot_be_read_leaves_only_its_behaviours_unknown() -> None:
+    aliases = {"Quantity": 1, "Items": ["www.example.com"]}
+    distributions = [
+        # only the unreadable policy routes here: both ways, both in doubt
+        plain(Id="E1", Aliases=aliases, DefaultCacheBehavior=behaviour("o", request_policy="no")),
+        # a known no-Host behaviour beside it: the domain probe is certain, the alias one not
+        plain(
+            Id="E2",
+            Aliases=aliases,
+            CacheBehaviors={
+                "Quantity": 1,
+                "Items": [behaviour("o", cache_policy="slow", path="/slow/*")],
+            },
+        ),
+        # a readable policy forwarding Host wins over an unreadable cache policy
+        plain(
+            Id="E3",
+            Aliases=aliases,
+            DefaultCacheBehavior=behaviour("o", cache_policy="slow", request_policy="host"),
+        ),
+        plain(Id="E4", Aliases=aliases),  # no custom policy: untouched
+    ]
     client = FakeClient(
-        [plain(DefaultCacheBehavior=behaviour("o", request_policy="denied"))],
-        {"denied": ClientError("AccessDenied", 403)},
+        distributions,
+        {
+            "no": ClientError("AccessDenied", 403),
+            "slow": ClientError("Throttling", 400),
+            "host": request_policy("allViewer", []),
+        },
     )
-    with pytest.raises(ClientError, match="AccessDenied"):
-        fetch(client, CloudFrontDiscoveryConfig())
+    inventory = fetch(client, CloudFrontDiscoveryConfig())
+    assert {pid: str(f) for pid, f in inventory.unread_policies.items()} == {
+        "no": "GetOriginRequestPolicy no: AccessDenied",
+        "slow": "GetCachePolicy slow: Throttling",
+    }
+    assert inventory.origin_request_policies == {"host": True}
+    found = {(o.name, o.host_forwarding) for o in discover(inventory).origins}
+    assert found == {
+        ("E1/o", HostForwarding.UNKNOWN),
+        ("E1/o/www.example.com", HostForwarding.UNKNOWN),
+        ("E2/o", HostForwarding.NOT_FORWARDED),
+        ("E2/o/www.example.com", HostForwarding.UNKNOWN),
+        ("E3/o/www.example.com", HostForwarding.FORWARDED),
+        ("E4/o", HostForwarding.NOT_FORWARDED),
+    }
+    (doubtful,) = [o for o in discover(inventory).origins if o.name == "E2/o/www.example.com"]
+    assert doubtful.unread_policies == ("GetCachePolicy slow: Throttling",)
+    (config,) = origin_configs([doubtful], OriginDefaults())
+    assert config.unread_policies == doubtful.unread_policies
+    assert dict(config.labels)["host_header_forwarded"] == "unknown"
+
+
+def test_a_failed_distribution_call_fails_the_refresh_naming_it() -> None:
+    class NoTags(FakeClient):
+        def list_tags_for_resource(self, **kwargs: Any) -> Any:
+            raise ClientError("AccessDenied", 403)
+
+    client = NoTags([plain(ARN="arn:aws:cloudfront::1:distribution/E1")], {})
+    with pytest.raises(DiscoveryCallError, match="ListTagsForResource E1: AccessDenied") as caught:
+        fetch(client, CloudFrontDiscoveryConfig(tags=(("team", "web"),)))
+    assert caught.value.failure == CallFailure(
+        "ListTagsForResource", "AccessDenied", "E1", "ClientError: AccessDenied"
+    )
 
 
 def test_no_region_anywhere_signs_for_us_east_1(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1172,15 +1321,16 @@ def test_the_daemon_probes_discovered_origins(
     good = f"{fleet['good']}/web"
     lonely = f"{fleet['lonely']}/app"
     alias = f"{fleet['alias']}/web/www.elsewhere.test"
+    legacy = f"{fleet['mixed']}/legacy"  # its policy cannot be read (moto's 500): both ways
+    legacy_alias = f"{legacy}/api.mixed.test"
+    wanted = {"listed", good, lonely, alias, legacy, legacy_alias}
     with ExporterProcess(["serve", "--config.file", str(config)], tmp_path / "log") as daemon:
 
         def verdicts() -> dict[str, float]:
             found = matching(daemon.metrics(), "origin_tls_cloudfront_compatible")
             return {dict(labels)["origin"]: v for labels, v in found.items()}
 
-        daemon.wait_for(
-            lambda: {"listed", good, lonely, alias} <= set(verdicts()), 60, "discovered probed"
-        )
+        daemon.wait_for(lambda: wanted <= set(verdicts()), 60, "discovered probed")
         series = daemon.metrics()
         assert value(series, "origin_tls_cloudfront_compatible", origin="listed") == 1
         assert value(series, "origin_tls_cloudfront_compatible", origin=good) == 1
@@ -1203,6 +1353,19 @@ def test_the_daemon_probes_discovered_origins(
         aliased = dict(next(iter(matching(series, "origin_tls_origin_info", origin=alias))))
         assert aliased["sni"] == "www.elsewhere.test"
         assert matching(series, "origin_tls_exporter_discovery_last_success_timestamp_seconds")
+        # The unreadable policy: both probes ran and say so; the refresh still succeeded.
+        for name, sni in ((legacy, "lonely.test"), (legacy_alias, "api.mixed.test")):
+            doubtful = dict(next(iter(matching(series, "origin_tls_origin_info", origin=name))))
+            assert (doubtful["sni"], doubtful["host_header_forwarded"]) == (sni, "unknown")
+            page = daemon.get("/origin/" + urllib.parse.quote(name, safe=""))
+            assert page.status == 200
+            assert f"GetOriginRequestPolicy {CUSTOM_POLICY}: 500" in page.body
+        refused = matching(
+            series, "origin_tls_discovery_errors_total", operation="GetOriginRequestPolicy"
+        )
+        assert {dict(k)["error"] for k in refused} == {"500"}
+        successful = "origin_tls_exporter_discovery_last_refresh_successful"
+        assert value(series, successful, provider="cloudfront") == 1
 
 
 # --- CloudFront's origin settings and origin mTLS ---------------------------------------------

@@ -6,7 +6,9 @@ Two halves, so the rules can be tested without AWS:
   `GetDistribution` when a summary lacks its origins), the tags when the configuration filters
   on them (`ListTagsForResource`), and the custom cache and origin request policies that decide
   whether the viewer's `Host` header is forwarded (`GetCachePolicy`, `GetOriginRequestPolicy`;
-  AWS-managed policies are known here and never looked up). Run it in a thread.
+  AWS-managed policies are known here and never looked up). Run it in a thread. A policy that
+  cannot be read (AccessDenied, throttling, a 5xx after retries) is recorded, not raised: it
+  leaves "forwards Host?" unknown for the behaviours that use it, and only those.
 - `discover()` is pure: it turns that `Inventory` into `DiscoveredOrigin`s (one per name
   CloudFront would send as SNI) and counts what it does not probe; `origin_configs()` then
   applies the exporter's `defaults` and `resolve` to give `OriginConfig`s.
@@ -15,6 +17,7 @@ The SNI rule (see docs/discovery.md): CloudFront sends the origin's domain name,
 behaviour that routes to the origin forwards the viewer's `Host` header; then it sends the
 host name the viewer asked for, one of the distribution's alternate domain names (or its
 `*.cloudfront.net` name when it has none), and the origin certificate must cover that name.
+When a policy that decides it cannot be read, the origin is probed both ways.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from typing import Protocol as TypingProtocol
 
 from .. import __version__
@@ -82,6 +85,38 @@ MANAGED_CACHE_POLICIES: Mapping[str, tuple[str, bool]] = {
 
 _NOT_FOUND_CODES = frozenset({"NoSuchOriginRequestPolicy", "NoSuchCachePolicy", "404"})
 
+T = TypeVar("T")
+
+
+class HostForwarding(enum.StrEnum):
+    """How a probe's SNI was chosen: the `host_header_forwarded` label of a discovered origin."""
+
+    FORWARDED = "true"  # a behaviour forwards the viewer's Host: SNI is the alias
+    NOT_FORWARDED = "false"  # CloudFront sends the origin's domain name
+    UNKNOWN = "unknown"  # a policy that decides could not be read: probed both ways
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """One CloudFront API call that failed: `origin_tls_discovery_errors_total`'s labels."""
+
+    operation: str  # the API operation, GetOriginRequestPolicy
+    error: str  # the AWS error code (AccessDenied), the HTTP status, or the exception's type
+    resource: str = ""  # the policy or distribution id, for logs and pages
+    detail: str = ""
+
+    def __str__(self) -> str:
+        subject = f" {self.resource}" if self.resource else ""
+        return f"{self.operation}{subject}: {self.error}"
+
+
+class DiscoveryCallError(Exception):
+    """A CloudFront API call failed in a way that fails the whole refresh."""
+
+    def __init__(self, failure: CallFailure) -> None:
+        super().__init__(f"{failure}: {failure.detail}" if failure.detail else str(failure))
+        self.failure = failure
+
 
 class CloudFrontClient(TypingProtocol):
     """The part of a boto3 CloudFront client that discovery uses (tests pass fakes)."""
@@ -111,6 +146,17 @@ class DiscoveredOrigin:
     # origin_keepalive_timeout, ip_address_type); checked by the configuration's rules later.
     settings: tuple[tuple[str, Any], ...] = ()
     mtls: bool = False  # OriginMtlsConfig: CloudFront presents a client certificate
+    # The policies of the behaviours routing here that could not be read ("GetCachePolicy
+    # <id>: AccessDenied"): whether Host is forwarded is unknown, so both ways are probed.
+    unread_policies: tuple[str, ...] = ()
+
+    @property
+    def host_forwarding(self) -> HostForwarding:
+        if self.unread_policies:
+            return HostForwarding.UNKNOWN
+        if self.viewer_host is None:
+            return HostForwarding.NOT_FORWARDED
+        return HostForwarding.FORWARDED
 
     @property
     def name(self) -> str:
@@ -135,6 +181,7 @@ class DiscoveredOrigin:
             "domain_name": self.distribution_domain,
             "aliases": str(self.aliases),
             "enabled": "true" if self.enabled else "false",
+            "host_header_forwarded": str(self.host_forwarding),
         }
 
 
@@ -146,6 +193,7 @@ class Inventory:
     origin_request_policies: Mapping[str, bool] = field(default_factory=dict)  # custom: Host?
     cache_policies: Mapping[str, bool] = field(default_factory=dict)  # custom: Host?
     missing_policies: tuple[str, ...] = ()  # referenced but not found (assumed: no Host)
+    unread_policies: Mapping[str, CallFailure] = field(default_factory=dict)  # id -> why not
     missing_distributions: tuple[str, ...] = ()  # in distribution_ids but not in the account
     pages: int = 0  # ListDistributions pages read
 
@@ -218,26 +266,41 @@ def behaviour_forwards_host(
     behaviour: Mapping[str, Any],
     origin_request_policies: Mapping[str, bool],
     cache_policies: Mapping[str, bool],
-) -> bool:
+    unread: Collection[str] = (),
+) -> bool | None:
     """Whether CloudFront forwards the viewer's Host for requests of this cache behaviour.
 
     Legacy `ForwardedValues`, the cache policy (headers in the cache key go to the origin) and
     the origin request policy all count. Policies are looked up among the managed ones, then in
     the custom answers; one found in neither (deleted, or an API without policies) does not
-    forward.
+    forward. None: no policy read says so, and one in `unread` (it could not be read) might.
     """
     if legacy_forwards_host(behaviour.get("ForwardedValues")):
         return True
-    cache_id = _policy_id(behaviour, "CachePolicyId")
-    if cache_id is not None:
-        managed = MANAGED_CACHE_POLICIES.get(cache_id)
-        if managed[1] if managed else cache_policies.get(cache_id, False):
-            return True
-    request_id = _policy_id(behaviour, "OriginRequestPolicyId")
-    if request_id is not None:
-        managed = MANAGED_ORIGIN_REQUEST_POLICIES.get(request_id)
-        return managed[1] if managed else origin_request_policies.get(request_id, False)
-    return False
+    answers: list[bool | None] = []
+    for key, managed, custom in (
+        ("CachePolicyId", MANAGED_CACHE_POLICIES, cache_policies),
+        ("OriginRequestPolicyId", MANAGED_ORIGIN_REQUEST_POLICIES, origin_request_policies),
+    ):
+        policy_id = _policy_id(behaviour, key)
+        if policy_id is None:
+            continue
+        known = managed.get(policy_id)
+        if known is not None:
+            answers.append(known[1])
+        elif policy_id in unread:
+            answers.append(None)
+        else:
+            answers.append(custom.get(policy_id, False))
+    if True in answers:
+        return True
+    return None if None in answers else False
+
+
+def unread_policies_of(behaviour: Mapping[str, Any], unread: Collection[str]) -> list[str]:
+    """The ids of the behaviour's policies that could not be read."""
+    ids = (_policy_id(behaviour, key) for key in ("CachePolicyId", "OriginRequestPolicyId"))
+    return [policy_id for policy_id in ids if policy_id is not None and policy_id in unread]
 
 
 def _behaviours(distribution: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -335,24 +398,37 @@ def discover_distribution(
     distribution: Mapping[str, Any],
     origin_request_policies: Mapping[str, bool] | None = None,
     cache_policies: Mapping[str, bool] | None = None,
+    unread_policies: Mapping[str, CallFailure] | None = None,
 ) -> tuple[list[DiscoveredOrigin], dict[SkipReason, int]]:
-    """The probe targets of one distribution (summary- or config-shaped) and what it skips."""
+    """The probe targets of one distribution (summary- or config-shaped) and what it skips.
+
+    A behaviour whose policy could not be read (`unread_policies`) may or may not forward Host:
+    its origins are probed both ways, and the probes that exist only for that doubt say why.
+    """
     origin_request_policies = origin_request_policies or {}
     cache_policies = cache_policies or {}
+    unread = unread_policies or {}
     distribution_id = str(distribution.get("Id", ""))
     domain = str(distribution.get("DomainName", ""))
     enabled = distribution.get("Enabled") is not False
     aliases = sorted({a.strip().lower() for a in _items(distribution.get("Aliases")) if a})
     groups = _group_members(distribution)
-    # origin id -> {forwards Host?} over the behaviours that route to it (directly or by group)
-    modes: dict[str, set[bool]] = {}
+    # origin id -> {forwards Host? None: unknown} over the behaviours that route to it
+    # (directly or by group), and the policies that made it unknown
+    modes: dict[str, set[bool | None]] = {}
+    doubts: dict[str, set[str]] = {}
     for behaviour in _behaviours(distribution):
         target = behaviour.get("TargetOriginId")
         if not isinstance(target, str):
             continue
-        forwards = behaviour_forwards_host(behaviour, origin_request_policies, cache_policies)
+        forwards = behaviour_forwards_host(
+            behaviour, origin_request_policies, cache_policies, unread
+        )
         for origin_id in groups.get(target, {target}):
             modes.setdefault(origin_id, set()).add(forwards)
+            if forwards is None:
+                why = (str(unread[p]) for p in unread_policies_of(behaviour, unread))
+                doubts.setdefault(origin_id, set()).update(why)
     found: list[DiscoveredOrigin] = []
     skipped: dict[SkipReason, int] = {}
     for origin in _items(distribution.get("Origins")):
@@ -381,11 +457,16 @@ def discover_distribution(
         # An origin no behaviour routes to gets no viewer traffic; probe it as CloudFront
         # would connect without a forwarded Host, which is what it gets once routed to.
         ways = modes.get(origin_id, {False})
-        if False in ways:
-            found.append(base)
-        if True in ways:
+        doubt = tuple(sorted(doubts.get(origin_id, ())))
+        for forwarded in (False, True):
+            if forwarded not in ways and None not in ways:
+                continue
+            way = base if forwarded in ways else replace(base, unread_policies=doubt)
+            if not forwarded:
+                found.append(way)
+                continue
             for viewer_host in aliases or ([domain] if domain else []):
-                found.append(_with_viewer_host(base, viewer_host))
+                found.append(_with_viewer_host(way, viewer_host))
     return found, skipped
 
 
@@ -399,7 +480,10 @@ def discover(inventory: Inventory) -> Discovery:
     skipped: dict[SkipReason, int] = {}
     for distribution in inventory.distributions:
         found, skips = discover_distribution(
-            distribution, inventory.origin_request_policies, inventory.cache_policies
+            distribution,
+            inventory.origin_request_policies,
+            inventory.cache_policies,
+            inventory.unread_policies,
         )
         for origin in found:
             origins.setdefault(origin.name, origin)
@@ -427,7 +511,7 @@ def origin_configs(
     under the discovery labels (`distribution_id`, `origin_id`, `domain_name`, `aliases`,
     `enabled`), which static configurations cannot set. An origin with OriginMtlsConfig gets
     the client certificate `settings.client_certificates` maps it to, or none and
-    `client_certificate_missing`.
+    `client_certificate_missing`; `unread_policies` says why a probe exists only in doubt.
     """
     settings = settings or CloudFrontDiscoveryConfig()
     configs = []
@@ -455,6 +539,7 @@ def origin_configs(
                 address=address_for(origin.host),
                 dns=dns or DnsConfig(),
                 client_certificate_missing=missing,
+                unread_policies=origin.unread_policies,
             )
         )
     return tuple(configs)
@@ -533,12 +618,32 @@ def _error_code(exc: BaseException) -> str | None:
     return str(status) if status else None
 
 
+def call_failure(operation: str, exc: BaseException, resource: str = "") -> CallFailure:
+    """What went wrong, as a few stable words: AWS's error code, else the HTTP status, else
+    the exception's type (EndpointConnectionError, ReadTimeoutError)."""
+    error = _error_code(exc) or type(exc).__name__
+    return CallFailure(operation, error, resource, f"{type(exc).__name__}: {exc}")
+
+
+def _call(
+    operation: str, call: Callable[..., T], *args: Any, resource: str = "", **kwargs: Any
+) -> T:
+    """`call(*args, **kwargs)`; a failure fails the refresh, naming the operation."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        raise DiscoveryCallError(call_failure(operation, exc, resource)) from exc
+
+
 def _summaries(client: CloudFrontClient, page_size: int, pages: list[int]) -> Iterator[Any]:
     paginator = client.get_paginator("list_distributions")
-    for page in paginator.paginate(PaginationConfig={"PageSize": page_size}):
+    listing = iter(paginator.paginate(PaginationConfig={"PageSize": page_size}))
+    while True:
+        page = _call("ListDistributions", next, listing, None)
+        if page is None:
+            return
         pages[0] += 1
-        listing = page.get("DistributionList") or {}
-        yield from listing.get("Items") or ()
+        yield from (page.get("DistributionList") or {}).get("Items") or ()
 
 
 def _complete(client: CloudFrontClient, summary: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -546,7 +651,10 @@ def _complete(client: CloudFrontClient, summary: Mapping[str, Any]) -> Mapping[s
     `GetDistribution` (some API implementations return bare summaries)."""
     if "Origins" in summary and "DefaultCacheBehavior" in summary:
         return summary
-    distribution = client.get_distribution(Id=summary["Id"])["Distribution"]
+    answer = _call(
+        "GetDistribution", client.get_distribution, resource=str(summary["Id"]), Id=summary["Id"]
+    )
+    distribution = answer["Distribution"]
     shaped = dict(distribution.get("DistributionConfig") or {})
     for key in ("Id", "ARN", "DomainName", "Status"):
         if key in distribution:
@@ -557,22 +665,36 @@ def _complete(client: CloudFrontClient, summary: Mapping[str, Any]) -> Mapping[s
 def _tags_match(
     client: CloudFrontClient, summary: Mapping[str, Any], wanted: tuple[tuple[str, str], ...]
 ) -> bool:
-    answer = client.list_tags_for_resource(Resource=summary["ARN"])
+    answer = _call(
+        "ListTagsForResource",
+        client.list_tags_for_resource,
+        resource=str(summary.get("Id", "")),
+        Resource=summary["ARN"],
+    )
     tags = {t.get("Key"): t.get("Value", "") for t in _items(answer.get("Tags"))}
     return all(tags.get(key) == value for key, value in wanted)
 
 
-def _lookup(
-    call: Callable[..., Any], policy_id: str, read: Callable[[Any], bool], missing: list[str]
-) -> bool:
-    try:
-        answer = call(Id=policy_id)
-    except Exception as exc:
-        if _error_code(exc) in _NOT_FOUND_CODES:
-            missing.append(policy_id)
-            return False
-        raise
-    return read(answer)
+@dataclass
+class _PolicyAnswers:
+    """The custom policies' answers of one `fetch()`, each policy asked once."""
+
+    missing: list[str] = field(default_factory=list)
+    unread: dict[str, CallFailure] = field(default_factory=dict)
+
+    def lookup(
+        self, operation: str, call: Callable[..., Any], policy_id: str, read: Callable[[Any], bool]
+    ) -> bool | None:
+        """Whether the policy forwards Host; None when it cannot be read (botocore has already
+        retried throttling and 5xx), which leaves that question open for its behaviours only."""
+        try:
+            return read(call(Id=policy_id))
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                self.missing.append(policy_id)
+                return False
+            self.unread[policy_id] = call_failure(operation, exc, policy_id)
+            return None
 
 
 def _read_origin_request_policy(answer: Any) -> bool:
@@ -586,26 +708,8 @@ def _read_cache_policy(answer: Any) -> bool:
     return cache_policy_forwards_host(parameters.get("HeadersConfig"))
 
 
-def fetch(
-    client: CloudFrontClient,
-    settings: CloudFrontDiscoveryConfig,
-    page_size: int = DEFAULT_PAGE_SIZE,
-) -> Inventory:
-    """Read the distributions `settings` select, and the custom policies they use. Blocking.
-
-    Raises whatever boto3 raises (credentials, network, throttling, AccessDenied); only a
-    policy that does not exist is tolerated (it cannot forward Host). Each policy is read once
-    per call, however many behaviours use it.
-    """
-    wanted = set(settings.distribution_ids)
-    pages = [0]
-    distributions: list[Mapping[str, Any]] = []
-    for summary in _summaries(client, page_size, pages):
-        if wanted and summary.get("Id") not in wanted:
-            continue
-        if settings.tags and not _tags_match(client, summary, settings.tags):
-            continue
-        distributions.append(_complete(client, summary))
+def _custom_policy_ids(distributions: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
+    """The origin request and cache policy ids the behaviours use that AWS does not manage."""
     request_ids: set[str] = set()
     cache_ids: set[str] = set()
     for distribution in distributions:
@@ -616,21 +720,57 @@ def fetch(
             cache_id = _policy_id(behaviour, "CachePolicyId")
             if cache_id is not None and cache_id not in MANAGED_CACHE_POLICIES:
                 cache_ids.add(cache_id)
-    missing: list[str] = []
+    return request_ids, cache_ids
+
+
+def fetch(
+    client: CloudFrontClient,
+    settings: CloudFrontDiscoveryConfig,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> Inventory:
+    """Read the distributions `settings` select, and the custom policies they use. Blocking.
+
+    A failed distribution call (credentials, network, throttling, AccessDenied) raises
+    `DiscoveryCallError` naming the operation: the refresh fails and the last good set stays.
+    A policy is different: one that does not exist cannot forward Host, and one that cannot be
+    read is recorded in `unread_policies` (see `_PolicyAnswers.lookup`). Each policy is read
+    once per call, however many behaviours use it.
+    """
+    wanted = set(settings.distribution_ids)
+    pages = [0]
+    distributions: list[Mapping[str, Any]] = []
+    for summary in _summaries(client, page_size, pages):
+        if wanted and summary.get("Id") not in wanted:
+            continue
+        if settings.tags and not _tags_match(client, summary, settings.tags):
+            continue
+        distributions.append(_complete(client, summary))
+    request_ids, cache_ids = _custom_policy_ids(distributions)
+    answers = _PolicyAnswers()
     request_policies = {
-        pid: _lookup(client.get_origin_request_policy, pid, _read_origin_request_policy, missing)
+        pid: answers.lookup(
+            "GetOriginRequestPolicy",
+            client.get_origin_request_policy,
+            pid,
+            _read_origin_request_policy,
+        )
         for pid in sorted(request_ids)
     }
     cache_policies = {
-        pid: _lookup(client.get_cache_policy, pid, _read_cache_policy, missing)
+        pid: answers.lookup("GetCachePolicy", client.get_cache_policy, pid, _read_cache_policy)
         for pid in sorted(cache_ids)
     }
     found_ids = {d.get("Id") for d in distributions}
     return Inventory(
         distributions=tuple(distributions),
-        origin_request_policies=request_policies,
-        cache_policies=cache_policies,
-        missing_policies=tuple(missing),
+        origin_request_policies=_known(request_policies),
+        cache_policies=_known(cache_policies),
+        missing_policies=tuple(answers.missing),
+        unread_policies=answers.unread,
         missing_distributions=tuple(i for i in settings.distribution_ids if i not in found_ids),
         pages=pages[0],
     )
+
+
+def _known(answers: Mapping[str, bool | None]) -> dict[str, bool]:
+    return {pid: forwards for pid, forwards in answers.items() if forwards is not None}

@@ -6,7 +6,10 @@ through `on_change` whenever they change; it merges them with the configured one
 
 A failed refresh (credentials, network, throttling, AccessDenied) changes nothing: the last good
 set stays, the error is counted and logged, and the next attempt comes after
-`min(refresh_interval, 30s)`. Only removing the `discovery` section empties the set.
+`min(refresh_interval, 30s)`. Only removing the `discovery` section empties the set. A policy that
+cannot be read does not fail the refresh: it is counted and logged, and only the origins whose
+behaviours use it are affected (probed both ways). Every failed call is counted in
+`origin_tls_discovery_errors_total{operation, error}`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from ..metrics import PREFIX
 from .cloudfront import (
     DEFAULT_PAGE_SIZE,
     PROVIDER,
+    CallFailure,
     CloudFrontClient,
     Discovery,
+    DiscoveryCallError,
     SkipReason,
     discover,
     fetch,
@@ -97,6 +102,12 @@ class DiscoveryMetrics:
             ["provider", "reason"],
             registry=registry,
         )
+        self.call_errors = Counter(
+            f"{PREFIX}_discovery_errors",
+            "Failed CloudFront API calls, by operation and AWS error code (or HTTP status).",
+            ["operation", "error"],
+            registry=registry,
+        )
         self._all = (
             self.last_success,
             self.last_successful,
@@ -105,6 +116,7 @@ class DiscoveryMetrics:
             self.distributions,
             self.origins,
             self.skipped,
+            self.call_errors,
         )
 
     def enable(self, provider: str) -> None:
@@ -127,6 +139,9 @@ class DiscoveryMetrics:
         self.distributions.labels(provider).set(found.distributions)
         for reason in SkipReason:
             self.skipped.labels(provider, str(reason)).set(found.skipped_count(reason))
+
+    def call_failed(self, failure: CallFailure) -> None:
+        self.call_errors.labels(failure.operation, failure.error).inc()
 
     def failed(self, provider: str, seconds: float) -> None:
         self.last_successful.labels(provider).set(0)
@@ -233,6 +248,8 @@ class DiscoveryRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if isinstance(exc, DiscoveryCallError):
+                    self.metrics.call_failed(exc.failure)
                 self.metrics.failed(PROVIDER, time.monotonic() - start)
                 log.warning(
                     "discovery refresh failed; keeping the last discovered origins",
@@ -246,6 +263,8 @@ class DiscoveryRunner:
             if self._settings is None or not self._settings.same_source(settings):
                 return False  # reconfigured meanwhile: this answer is for other settings
             elapsed = time.monotonic() - start
+            for failure in inventory.unread_policies.values():
+                self.metrics.call_failed(failure)
             self._found = found
             self.metrics.succeeded(PROVIDER, found, elapsed)
             if inventory.missing_distributions:
@@ -261,6 +280,16 @@ class DiscoveryRunner:
                     "cache or origin request policies not found; assuming they do not "
                     "forward the Host header",
                     extra={"provider": PROVIDER, "policies": ",".join(inventory.missing_policies)},
+                )
+            if inventory.unread_policies:
+                log.warning(
+                    "cache or origin request policies could not be read; probing the origins "
+                    "that use them both with and without the viewer's Host header",
+                    extra={
+                        "provider": PROVIDER,
+                        "policies": ", ".join(map(str, inventory.unread_policies.values())),
+                        "origins": sum(1 for o in found.origins if o.unread_policies),
+                    },
                 )
             changed = self._publish()
             log.log(
