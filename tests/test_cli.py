@@ -56,6 +56,16 @@ def test_check_compatible_exits_0_with_a_readable_report(origins: TestOrigins) -
         assert line in out, line
 
 
+def test_check_prints_the_request_it_sent(origins: TestOrigins) -> None:
+    """The judgment keeps the probed target whole: its request, generation and certificate."""
+    run = check(
+        origins, "good", "--path", "/health", "--cloudfront-policy", "CloudFront-Upstream-2025"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "request GET /health (Host: good.test): " in run.stdout, run.stdout
+    assert "request GET / " not in run.stdout
+
+
 def test_check_incompatible_exits_1_and_explains(origins: TestOrigins) -> None:
     run = check(origins, "missing_intermediate")
     assert run.returncode == 1

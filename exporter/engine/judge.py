@@ -456,6 +456,7 @@ def _stop_reasons(kind: str) -> tuple[FailureReason, ...]:
 
 
 def _target(observations: Observations, policy: Policy) -> ProbeTarget:
+    """The target as probed, under the policy judged now (a reload may have changed it)."""
     t = observations.target
     return ProbeTarget(
         host=t.host,
@@ -464,6 +465,9 @@ def _target(observations: Observations, policy: Policy) -> ProbeTarget:
         protocols=policy.protocols,
         ca_file=t.ca_file,
         address=t.address,
+        cloudfront_policy=CloudFrontPolicy(policy.cloudfront_policy),
+        client_certificate=t.client_certificate,
+        request=t.request,
     )
 
 

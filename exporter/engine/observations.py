@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from .hello import Refusal, ServerHelloInfo
 from .request import HttpExchange
 from .s2n import CloudFrontHandshake, TlsLibraryInfo
-from .target import ProbeTarget
+from .target import ClientCertificate, OriginRequest, ProbeTarget
 
 SCHEMA_VERSION = 1
 
@@ -117,7 +117,8 @@ class StopRecord:
 
 @dataclass(frozen=True)
 class TargetRecord:
-    """What was probed, as the engine was asked to probe it."""
+    """What was probed, as the engine was asked to probe it: the whole `ProbeTarget`, so a
+    judgment made from the record shows the request and certificate the probe used."""
 
     host: str
     port: int
@@ -126,6 +127,9 @@ class TargetRecord:
     ca_file: str | None
     address: str | None
     cloudfront_policy: str = "CloudFront-Upstream"
+    client_certificate: ClientCertificate | None = None
+    # recordings before it: the default GET /
+    request: OriginRequest | None = dataclasses.field(default_factory=OriginRequest)
 
     @classmethod
     def of(cls, target: ProbeTarget) -> TargetRecord:
@@ -137,6 +141,8 @@ class TargetRecord:
             ca_file=target.ca_file,
             address=target.address,
             cloudfront_policy=target.cloudfront_policy,
+            client_certificate=target.client_certificate,
+            request=target.request,
         )
 
 
