@@ -16,6 +16,7 @@ from exporter.engine.verdict import FailureReason
 from tests.daemon_process import ExporterProcess, http, matching, parse_exposition, value
 from tests.origins import TestOrigins
 from tests.prometheus_process import PrometheusProcess
+from tests.servers.dnsmasq import DnsmasqServer, DnsRecords
 
 ORIGINS = ("good", "missing_intermediate", "expired", "sslv3_only", "handshake_failed", "closed")
 
@@ -214,6 +215,35 @@ def test_probe_endpoint_allow_and_deny(
     assert "probe_allow" in denied.body
     assert process.get("/probe").status == 400
     assert process.get("/probe?target=good.test:99999").status == 400
+
+
+def test_an_adhoc_probe_gets_the_defaults_and_the_dns_section(
+    origins: TestOrigins, tmp_path: Path
+) -> None:
+    """`/probe?target=HOST:PORT` is built like a configured origin: the `defaults` request and
+    the top-level `dns` resolvers apply (no `resolve` entry: only dnsmasq knows the name)."""
+    good = origins["good"]
+    records = DnsRecords(hosts=((good.host, "127.0.0.1"),))
+    with DnsmasqServer(records) as dns_server:
+        config = {
+            "defaults": {
+                "interval": "1h",
+                "timeout": "3s",
+                "ca_file": origins.ca_file,
+                "request": {"path": "/health"},
+            },
+            "dns": {"servers": [f"127.0.0.1:{dns_server.port}"]},
+            "probe_allow": ["*.test:*"],
+            "origins": [],
+        }
+        path = write(tmp_path / "config.yml", config)
+        with ExporterProcess(["serve", "--config.file", str(path)], tmp_path / "log") as process:
+            answer = process.get(f"/probe?target={good.host}:{good.port}&debug=true")
+    assert answer.status == 200, answer.body
+    assert f"request GET /health (Host: {good.host}): " in answer.body, answer.body
+    resolved = f"resolved {good.host} to 127.0.0.1 (127.0.0.1:{dns_server.port})"
+    assert resolved in answer.body, answer.body
+    assert "VERDICT: CloudFront can connect to this origin." in answer.body
 
 
 def test_health_and_reload_method(daemon: tuple[ExporterProcess, Path]) -> None:

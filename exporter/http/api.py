@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics import exposition as openmetrics
 
-from ..config import ExporterConfig, config_dict
+from ..config import ExporterConfig, config_dict, origin_config
 from ..engine.catalogue import Protocol, parse_policy
 from ..engine.target import ProbeOptions, ProbeTarget
 from ..metrics import Labelled, RenderError, render_families, result_families
@@ -116,14 +116,17 @@ def probe_request(
                 text=f"target {target.display} is neither a configured origin nor allowed by "
                 "probe_allow in the configuration\n"
             )
-        defaults = config.defaults
-        target = replace(
-            target,
-            protocols=defaults.protocols,
-            ca_file=defaults.ca_file,
+        # Built like a configured origin, so every default (request, policy, certificate,
+        # the top-level dns section) applies to it as to them.
+        adhoc = origin_config(
+            config.defaults,
+            {"port": target.port},
+            name=target.display,
+            host=target.host,
             address=config.address_for(target.host),
+            dns=config.dns,
         )
-        options = defaults.options()
+        target, options = adhoc.target(), adhoc.options()
     if "sni" in query:
         target = replace(target, sni=query["sni"] or None)
     if "protocols" in query:
