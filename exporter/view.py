@@ -235,17 +235,24 @@ def _protocol_finding(judgment: Judgment, reason: FailureReason) -> str | None:
 
 
 def _name_check(judgment: Judgment) -> Check:
+    """PASS or FAIL is the judge's (its name reasons); the exporter's own match explains it,
+    and says so where CloudFront's library decided otherwise."""
     match = judgment.name_match
     leaf = judgment.chain.certificates[0] if judgment.chain else None
     if match is None or leaf is None:
         return Check("Certificate name", Category.NAME, None, _NO_CERTIFICATE)
+    reasons = _of(judgment, Category.NAME)
     if match.ok:
         field = "SAN" if match.san else "CN"
         finding = f"{match.name!r} matches {field} {match.matched_by!r}"
     else:
         covered = f"CN {list(leaf.common_names)}, SANs {[*leaf.dns_names, *leaf.ip_addresses]}"
         finding = f"{match.name!r} is not covered by {covered}"
-    return Check("Certificate name", Category.NAME, match.ok, finding, _of(judgment, Category.NAME))
+    if match.ok == bool(reasons):
+        source = dict(reasons_with_sources(judgment)).get(reasons[0]) if reasons else "s2n-tls"
+        verdict = "rejects" if reasons else "accepts"
+        finding += f" (the exporter's own match); CloudFront's library ({source}) {verdict} it"
+    return Check("Certificate name", Category.NAME, not reasons, finding, reasons)
 
 
 def _chain_check(judgment: Judgment) -> Check:

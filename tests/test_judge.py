@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -17,7 +18,7 @@ from exporter.engine.chain import TrustStore
 from exporter.engine.judge import Policy
 from exporter.engine.observations import Observations
 from exporter.engine.verdict import Category, FailureReason
-from exporter.view import CellState, matrix
+from exporter.view import CellState, checklist, matrix
 from tests.support import recorded
 
 R = FailureReason
@@ -165,3 +166,30 @@ def test_alert_71_means_the_protocol_is_spoken() -> None:
     tls12 = judgment.protocol(Protocol.TLSv1_2)
     assert tls12 is not None
     assert tls12.spoken is True
+
+
+def test_the_checklist_follows_the_judgment_where_s2n_tls_passes_a_name() -> None:
+    """CloudFront's library decides: when its handshake completes on a certificate whose names
+    the exporter's own match does not cover, no check may FAIL, and the disagreement shows."""
+    mismatch, good = recorded.load("name_mismatch"), recorded.load("good")
+    passed = replace(
+        mismatch,
+        observations=replace(
+            mismatch.observations,
+            cloudfront_handshakes=good.observations.cloudfront_handshakes,
+        ),
+    )
+    judgment = passed.judge()
+    assert judgment.compatible
+    assert not judgment.reasons
+    assert judgment.name_match is not None
+    assert not judgment.name_match.ok
+    assert judgment.disagreements
+    checks = {check.title: check for check in checklist(judgment, passed.probed_at)}
+    assert [c.mark for c in checks.values() if c.mark == "FAIL"] == []
+    name = checks["Certificate name"]
+    assert name.mark == "PASS"
+    assert "s2n-tls" in name.finding
+    # The recording as it was still fails the name, with the same check.
+    original = checklist(mismatch.judge(), mismatch.probed_at)
+    assert {c.title: c.mark for c in original}["Certificate name"] == "FAIL"
