@@ -37,6 +37,9 @@ DOCKERIGNORE = REPO / ".dockerignore"
 BUILD_STEPS = REPO / "scripts" / "docker-build-steps.sh"
 GENERATOR = REPO / "scripts" / "generate-prometheusrule.py"
 LOCK_FILE = REPO / "requirements.lock"
+DEV_LOCK_FILE = REPO / "requirements-dev.lock"
+SSLYZE_LOCK_FILE = REPO / "requirements-sslyze.lock"
+CI_RUN = REPO / ".ci" / "run"
 PYPROJECT = REPO / "pyproject.toml"
 SHARDED = K8S / "components" / "sharded"
 # The kustomize images: entry's placeholder registry, which users replace (docs/deploy.md).
@@ -843,10 +846,10 @@ def test_dockerfile_runs_the_build_steps_script() -> None:
     assert sorted(copy_sources(stage=0)) == sorted(context_files.group(1).split())
 
 
-def lock_pins() -> dict[str, tuple[str, list[str]]]:
-    """requirements.lock: normalized name -> (version, sha256 hashes)."""
+def lock_pins(path: Path = LOCK_FILE) -> dict[str, tuple[str, list[str]]]:
+    """A pip-compile lock file: normalized name -> (version, sha256 hashes)."""
     pins: dict[str, tuple[str, list[str]]] = {}
-    text = LOCK_FILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -856,32 +859,75 @@ def lock_pins() -> dict[str, tuple[str, list[str]]]:
             r"([A-Za-z0-9_.-]+)==([^\s;]+)(?:\s*;[^-]*?)?((?:\s+--hash=sha256:[0-9a-f]{64})+)",
             line,
         )
-        assert match, f"requirements.lock: not NAME==VERSION --hash=...: {line!r}"
-        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        assert match, f"{path.name}: not NAME==VERSION --hash=...: {line!r}"
+        name = normalized(match.group(1))
+        assert name not in pins, f"{path.name}: {name} pinned twice"
         pins[name] = (match.group(2), re.findall(r"sha256:([0-9a-f]{64})", match.group(3)))
     return pins
 
 
-def test_lock_pins_every_dependency_with_hashes() -> None:
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def assert_pinned_within_bounds(
+    requirements: list[str], pins: dict[str, tuple[str, list[str]]], lock: str
+) -> None:
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    pins = lock_pins()
-    assert len(pins) >= 20
-    project = __import__("tomllib").loads(PYPROJECT.read_text())["project"]
-    for text in project["dependencies"]:
+    for text in requirements:
         requirement = Requirement(text)
-        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
-        assert name in pins, f"{requirement.name} is not pinned in requirements.lock"
+        name = normalized(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in {lock}"
         version, hashes = pins[name]
         assert hashes, name
-        assert requirement.specifier.contains(Version(version)), (text, version)
+        assert requirement.specifier.contains(Version(version)), (lock, text, version)
+
+
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    tomllib = __import__("tomllib")
+    pyproject = tomllib.loads(PYPROJECT.read_text())
+    project = pyproject["project"]
+    pins = lock_pins()
+    assert len(pins) >= 20
+    assert_pinned_within_bounds(project["dependencies"], pins, LOCK_FILE.name)
     # the lock is the image's, and the image installs from it, hash-checked, then --no-deps
     script = BUILD_STEPS.read_text(encoding="utf-8")
     assert "--require-hashes" in script
     assert script.count("requirements.lock") >= 3
     assert re.search(r"install --no-index --no-deps", script)
     assert "requirements.lock" in copy_sources(stage=0)
+
+    # CI's tools (scripts/lock): the runtime at the image's very pins, plus the test extra and
+    # the build requirements of the editable install (it runs without build isolation).
+    dev_pins = lock_pins(DEV_LOCK_FILE)
+    assert_pinned_within_bounds(project["dependencies"], dev_pins, DEV_LOCK_FILE.name)
+    assert_pinned_within_bounds(
+        project["optional-dependencies"]["test"], dev_pins, DEV_LOCK_FILE.name
+    )
+    assert_pinned_within_bounds(pyproject["build-system"]["requires"], dev_pins, DEV_LOCK_FILE.name)
+    runtime_in_dev = {name: dev_pins[name][0] for name in pins if name in dev_pins}
+    assert runtime_in_dev == {name: version for name, (version, _) in pins.items()}
+    assert "pip-tools" not in dev_pins  # scripts/lock's own, in a throwaway virtualenv
+    sslyze_pins = lock_pins(SSLYZE_LOCK_FILE)
+    assert_pinned_within_bounds(["sslyze"], sslyze_pins, SSLYZE_LOCK_FILE.name)
+    for path in (LOCK_FILE, DEV_LOCK_FILE, SSLYZE_LOCK_FILE):  # no local mirror or find-links
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*-(-index-url|-extra-index-url|-find-links|i|f)\b", text, re.M)
+        assert "file://" not in text, path.name
+
+    # .ci/run installs what the locks pin and nothing else: every pip install is hash-checked
+    # from a lock, or the project itself without its dependencies.
+    ci_run = CI_RUN.read_text(encoding="utf-8")
+    installs = re.findall(r"^\s*(.*?pip) install (.*)$", ci_run, flags=re.M)
+    assert installs == [
+        ("python3 -m pip", "-q --require-hashes -r requirements-dev.lock"),
+        ("python3 -m pip", "-q --no-deps --no-build-isolation -e ."),
+        (".venv-sslyze/bin/pip", "-q --require-hashes -r requirements-sslyze.lock"),
+    ]
+    assert "[test]" not in ci_run
+    assert os.access(REPO / "scripts" / "lock", os.X_OK)
 
 
 def dockerignore_included(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
