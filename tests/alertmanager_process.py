@@ -105,6 +105,7 @@ class Notification:
     status: str  # "firing" or "resolved"
     labels: dict[str, str]
     annotations: dict[str, str]
+    received: float = 0.0  # when the receiver got it (time.time()): orders notifications
 
     @property
     def alertname(self) -> str:
@@ -115,7 +116,7 @@ class WebhookReceiver:
     """An HTTP server on 127.0.0.1 collecting Alertmanager's webhook notifications."""
 
     def __init__(self) -> None:
-        self.payloads: list[tuple[str, dict[str, Any]]] = []
+        self.payloads: list[tuple[str, dict[str, Any], float]] = []  # path, body, received
         self._lock = threading.Lock()
         receiver = self
 
@@ -124,7 +125,7 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with receiver._lock:
-                    receiver.payloads.append((self.path, body))
+                    receiver.payloads.append((self.path, body, time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -148,8 +149,9 @@ class WebhookReceiver:
                 status=str(alert.get("status", "")),
                 labels=dict(alert.get("labels", {})),
                 annotations=dict(alert.get("annotations", {})),
+                received=received,
             )
-            for path, body in payloads
+            for path, body, received in payloads
             for alert in body.get("alerts", [])
         ]
 

@@ -212,6 +212,9 @@ class HostileOrigins(Running):
         self.ports: dict[str, int] = {}
         #: accepted connections per behaviour
         self.connections: Counter[str] = Counter()
+        #: connections the client wrote to (a hello), for the behaviours that never answer in
+        #: time (tarpit, trickle): one per probe shows it got no second round after the timeout
+        self.written: Counter[str] = Counter()
         #: unexpected exceptions in a behaviour (a bug in this file, not in the client)
         self.errors: list[BaseException] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -294,6 +297,9 @@ class HostileOrigins(Running):
 
     async def tarpit(self, reader: Reader, writer: Writer) -> None:
         """Accept, read whatever comes, never answer: until the client gives up."""
+        with contextlib.suppress(ConnectionError):
+            if await reader.read(65536):
+                self.written["tarpit"] += 1
         await drain_until_eof(reader)
 
     async def random_bytes(self, reader: Reader, writer: Writer) -> None:
@@ -325,6 +331,7 @@ class HostileOrigins(Running):
         hello = await read_hello(reader)
         if hello is None:
             return
+        self.written["trickle"] += 1
         for byte in flight(hello.pick(), self.chain[:1], hello.version):
             writer.write(bytes([byte]))
             await writer.drain()

@@ -92,8 +92,11 @@ class PrometheusProcess(Running):
     def log(self) -> str:
         return (self.workdir / "prometheus.log").read_text(errors="replace")
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        answer = http(f"{self.url}/api/v1/query?query={urllib.parse.quote(expr)}")
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or `at` a past moment (unix time): what Prometheus knew then,
+        however late the test asks."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        answer = http(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}")
         body = json.loads(answer.body)
         if body.get("status") != "success":
             raise AssertionError(f"query {expr!r} failed: {body}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,13 +291,36 @@ def test_reload_good_and_bad(origins: TestOrigins, tmp_path: Path) -> None:
         assert not matching(series, "origin_tls_cloudfront_compatible", origin="expired")
 
 
+#: the hung origin's timeout (and interval) in `test_sigterm_exits_cleanly`: how long its probe
+#: would hold the connection, were it waited for
+HUNG_TIMEOUT = 60.0
+
+
 def test_sigterm_exits_cleanly(origins: TestOrigins, tmp_path: Path) -> None:
-    config_path = write(tmp_path / "config.yml", fleet_config(origins, ("good", "silent")))
-    process = ExporterProcess(["serve", "--config.file", str(config_path)], tmp_path / "log")
-    process.start()
-    started = time.monotonic()
-    assert process.stop(timeout=10) == 0
-    assert time.monotonic() - started < 8
+    """SIGTERM while a probe waits on an origin that never answers: exit 0, in far less time
+    than that probe would hold its connection (it is cancelled, not waited for)."""
+    config = fleet_config(origins, ("good",))
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers
+        hung.settimeout(HUNG_TIMEOUT)
+        config["resolve"]["hung.test"] = "127.0.0.1"
+        config["origins"].append(
+            {
+                "name": "hung",
+                "host": "hung.test",
+                "port": hung.getsockname()[1],
+                "interval": f"{HUNG_TIMEOUT:g}s",
+                "timeout": f"{HUNG_TIMEOUT:g}s",
+            }
+        )
+        config_path = write(tmp_path / "config.yml", config)
+        process = ExporterProcess(["serve", "--config.file", str(config_path)], tmp_path / "log")
+        with process:
+            connection, _ = hung.accept()  # the probe of `hung` is in flight
+            with connection:
+                started = time.monotonic()
+                assert process.stop(timeout=HUNG_TIMEOUT) == 0
+                took = time.monotonic() - started
+    assert took < HUNG_TIMEOUT / 3, f"SIGTERM took {took:.1f}s: it waited for the probe"
     assert "shutting down" in process.log()
 
 
