@@ -318,7 +318,7 @@ def test_each_limit_is_exact(message: str, at_limit: bytes, past_limit: bytes) -
 
 #: the daemon's per-connection timeout for tarpit and trickle: how long each of their probes
 #: holds a connection. A scrape that waited for one would take up to this long.
-HOLD = 10.0
+HOLD = 20.0
 
 
 def hostile_config(hostile: HostileOrigins, origins: TestOrigins) -> dict[str, Any]:

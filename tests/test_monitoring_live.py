@@ -354,7 +354,11 @@ def break_demo_config(demo: ExporterProcess) -> None:
 
 
 def settled(stack: Stack) -> bool:
-    """Every expected notification arrived, and Alertmanager applied the expiry inhibitions."""
+    """Every expected notification arrived, Alertmanager applied the expiry inhibitions, and
+    every origin was probed twice (the dashboards' observed interval needs two probes)."""
+    intervals = stack.prometheus.query("origin_tls:probe_interval_seconds:avg6h")
+    if not set(DEMO_ORIGINS) <= {r["metric"].get("origin") for r in intervals}:
+        return False
     got = per_key(stack.notified())
     expected = expected_notifications(stack)
     if any(not alerts <= got.get(key, set()) for key, alerts in expected.items()):
