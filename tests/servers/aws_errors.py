@@ -15,8 +15,9 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import urlsplit
+
+from exporter.demo.running import Running
 
 #: (method, path) -> CloudFront operation, for the calls discovery makes
 OPERATIONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -42,7 +43,7 @@ def operation_of(method: str, path: str) -> str | None:
     return None
 
 
-class RefusingFront:
+class RefusingFront(Running):
     """`with RefusingFront(moto_endpoint, {"GetOriginRequestPolicy": ("AccessDenied", 403)})`:
     `.endpoint` answers those operations with that error and forwards the rest to moto."""
 
@@ -69,16 +70,10 @@ class RefusingFront:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> RefusingFront:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
